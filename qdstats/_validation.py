@@ -50,7 +50,12 @@ class UnknownNameError(KeyError, ValueError):
 
 def did_you_mean(value: str, options: Iterable[str]) -> str:
     """Return a ``" Did you mean 'x'?"`` suffix, or an empty string when nothing is close."""
-    close = difflib.get_close_matches(str(value), [str(o) for o in options], n=3, cutoff=0.6)
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, str(value), str(o)).ratio(), str(o)) for o in options), reverse=True
+    )
+    scored = [(r, o) for r, o in scored if r >= 0.6]
+    # keep only candidates about as close as the best one
+    close = [o for r, o in scored[:3] if r >= scored[0][0] - 0.05] if scored else []
     if not close:
         return ""
     if len(close) == 1:

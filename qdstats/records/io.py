@@ -199,7 +199,8 @@ def to_frame(records: Sequence[Record]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     for col in df.columns:
         if col.startswith(("condition.", "attributes.")):
-            df[col] = df[col].astype(object).where(df[col].notna(), None)
+            # rebuild from the rows: pandas would have turned ints mixed with missing into floats
+            df[col] = pd.Series([row.get(col) for row in rows], dtype=object, index=df.index)
     return df
 
 
@@ -231,6 +232,10 @@ def from_frame(df: pd.DataFrame) -> list[Record]:
             if _is_missing(v) and col != "value":
                 continue
             d[col] = v.item() if hasattr(v, "item") else v
+        schema = d.get("schema_name", "qd.measurement")
+        fields = _SCHEMAS[schema].model_fields if schema in _SCHEMAS else {}
+        # a mixed frame has columns of the other record type, NaN for this row: drop them
+        d = {k: v for k, v in d.items() if k in fields or not (_is_missing(v) or v == "[]")}
         out.append(record_from_dict(d))
     return out
 
@@ -258,7 +263,7 @@ def read_parquet(path: str | os.PathLike[str]) -> list[Record]:
     """Read records written by :func:`write_parquet`."""
     df = pd.read_parquet(path)
     for col in [c for c in df.columns if c.startswith(("condition.", "attributes."))]:
-        df[col] = [None if v is None else json.loads(v) for v in df[col]]
+        df[col] = pd.Series([None if _is_missing(v) else json.loads(v) for v in df[col]], dtype=object, index=df.index)
     return from_frame(df)
 
 
