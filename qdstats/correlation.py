@@ -44,12 +44,14 @@ from qdstats._validation import (
     did_you_mean,
     handle_nan,
 )
+from qdstats.resampling import Bootstrap
 from qdstats.results import ConfidenceInterval, StatResult
 
 __all__ = [
     "CorrCIMethod",
     "CorrelationResult",
     "PartialMethod",
+    "SemipartialCIMethod",
     "corr",
     "fisher_z_ci",
     "fisher_z_se",
@@ -58,10 +60,12 @@ __all__ = [
 ]
 
 CorrCIMethod = Literal["fisher-z", "bootstrap"]
+SemipartialCIMethod = Literal["none", "bootstrap"]
 PartialMethod = Literal["pearson", "spearman"]
 Side = Literal["x", "y"]
 
 CORR_CI_METHODS: tuple[str, ...] = get_args(CorrCIMethod)
+SEMIPARTIAL_CI_METHODS: tuple[str, ...] = get_args(SemipartialCIMethod)
 PARTIAL_METHODS: tuple[str, ...] = get_args(PartialMethod)
 SIDES: tuple[str, ...] = get_args(Side)
 
@@ -171,7 +175,7 @@ def fisher_z_ci(
     --------
     >>> low, high = fisher_z_ci(0.0, 0.2)
     >>> round(float(high), 6)
-    0.377888
+    0.373077
     """
     check_option(alternative, "alternative", ALTERNATIVES)
     cl = check_confidence_level(confidence_level)
@@ -222,7 +226,7 @@ def _t_pvalue(t: float, df: float, alternative: str) -> float:
 
 def _t_from_r(r: float, df: float) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(r * np.sqrt(df / ((1.0 - r) * (1.0 + r))))
+        return float(np.float64(r) * np.sqrt(np.float64(df) / ((1.0 - np.float64(r)) * (1.0 + np.float64(r)))))
 
 
 def _is_constant(a: np.ndarray) -> bool:
@@ -290,6 +294,9 @@ def _bootstrap_ci(
     alternative: str,
     rng: np.random.Generator,
     wc: WarningCollector,
+    stacklevel: int = 4,
+    paired: bool = True,
+    batch: int | None = None,
 ) -> tuple[float, float, float]:
     """Paired bootstrap CI through :func:`scipy.stats.bootstrap`; scipy's warnings are re-issued."""
     scipy_method = {"bca": "BCa", "percentile": "percentile", "basic": "basic"}[kind]
@@ -300,7 +307,8 @@ def _bootstrap_ci(
             statistic,
             n_resamples=n_resamples,
             vectorized=vectorized,
-            paired=True,
+            paired=paired,
+            batch=batch,
             confidence_level=confidence_level,
             alternative=alternative,
             method=scipy_method,
@@ -309,7 +317,7 @@ def _bootstrap_ci(
     for w in caught:
         if issubclass(w.category, (RuntimeWarning, DeprecationWarning)) and "invalid value" in str(w.message):
             continue
-        wc.warn(f"bootstrap: {w.message}", DegenerateDataWarning, stacklevel=4)
+        wc.warn(f"bootstrap: {w.message}", DegenerateDataWarning, stacklevel=stacklevel)
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if alternative == "less":
         low = -1.0
@@ -319,10 +327,43 @@ def _bootstrap_ci(
         wc.warn(
             "bootstrap confidence interval is NaN (degenerate bootstrap distribution, e.g. constant resamples).",
             DegenerateDataWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
         low = high = math.nan
     return low, high, float(res.standard_error)
+
+
+def _parse_ci_method(
+    ci_method: Any, level: float, kind: Any, n_resamples: Any, rng: Any, allowed: tuple[str, ...]
+) -> tuple[str, str, int, Any]:
+    """Normalize ``ci_method`` (a string or a :class:`~qdstats.resampling.Bootstrap`) and validate."""
+    if isinstance(ci_method, Bootstrap):
+        if (n_resamples, kind, rng) != (9999, "bca", None):
+            raise ValueError(
+                "pass bootstrap settings either as `ci_method=Bootstrap(...)` or as the keywords "
+                "`n_resamples`, `bootstrap_kind`, `rng`, not both."
+            )
+        if not math.isclose(float(ci_method.confidence_level), level, rel_tol=0.0, abs_tol=1e-12):
+            raise ValueError(
+                f"`ci_method.confidence_level` ({ci_method.confidence_level!r}) differs from "
+                f"`confidence_level` ({level!r}); set them equal."
+            )
+        n_resamples, kind, rng = ci_method.n_resamples, ci_method.kind, ci_method.rng
+        ci_method = "bootstrap"
+    check_option(ci_method, "ci_method", allowed)
+    check_option(kind, "bootstrap_kind", BOOTSTRAP_KINDS)
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
+    if ci_method == "bootstrap":
+        _check_rng(rng)
+    return str(ci_method), str(kind), n_resamples, rng
+
+
+def _boot_details(n_resamples: int, kind: str, rng: Any) -> dict[str, Any]:
+    return {
+        "n_resamples": n_resamples,
+        "bootstrap_kind": kind,
+        "rng_seed": int(rng) if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) else None,
+    }
 
 
 # --------------------------------------------------------------------------- corr
@@ -334,7 +375,7 @@ def corr(
     alternative: Alternative = "two-sided",
     confidence_level: float = 0.95,
     nan_policy: NanPolicy = "raise",
-    ci_method: CorrCIMethod = "fisher-z",
+    ci_method: CorrCIMethod | Bootstrap = "fisher-z",
     bootstrap_kind: BootstrapKind = "bca",
     n_resamples: int = 9999,
     rng: int | np.random.Generator | None = None,
@@ -355,15 +396,19 @@ def corr(
     nan_policy : {'raise', 'omit', 'propagate'}
         ``'raise'`` (default) errors on NaN, ``'omit'`` drops incomplete pairs (``n`` reports the pairs
         used), ``'propagate'`` returns NaN.
-    ci_method : {'fisher-z', 'bootstrap'}
+    ci_method : {'fisher-z', 'bootstrap'} or qdstats.resampling.Bootstrap
         ``'fisher-z'`` (default): closed form, see Notes. ``'bootstrap'``: paired (row) bootstrap with
-        :func:`scipy.stats.bootstrap`.
+        :func:`scipy.stats.bootstrap`, configured by the three keywords below. A
+        :class:`~qdstats.resampling.Bootstrap` object gives the same settings as one value (its
+        ``confidence_level`` must equal ``confidence_level``; the three keywords must then stay at
+        their defaults).
     bootstrap_kind : {'bca', 'percentile', 'basic'}
         Bootstrap interval type (only with ``ci_method='bootstrap'``).
     n_resamples : int
         Bootstrap resamples (only with ``ci_method='bootstrap'``).
     rng : int, numpy.random.Generator or None
-        Seed or generator for the bootstrap; pass one for reproducible intervals.
+        Seed or generator for the bootstrap; pass one for reproducible intervals (``None`` draws
+        fresh OS entropy).
 
     Returns
     -------
@@ -433,9 +478,9 @@ def corr(
     check_option(method, "method", CORR_METHODS)
     check_option(alternative, "alternative", ALTERNATIVES)
     level = check_confidence_level(confidence_level)
-    check_option(ci_method, "ci_method", CORR_CI_METHODS)
-    check_option(bootstrap_kind, "bootstrap_kind", BOOTSTRAP_KINDS)
-    n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
+    ci_method, bootstrap_kind, n_resamples, rng = _parse_ci_method(
+        ci_method, level, bootstrap_kind, n_resamples, rng, CORR_CI_METHODS
+    )
     gen = _check_rng(rng) if ci_method == "bootstrap" else None
     xa = as_1d_float(x, "x")
     ya = as_1d_float(y, "y")
@@ -447,15 +492,11 @@ def corr(
     ci_label = "fisher-z" if ci_method == "fisher-z" else f"bootstrap-{bootstrap_kind}"
     details: dict[str, Any] = {"n_dropped": n_dropped}
     if ci_method == "bootstrap":
-        details.update(
-            n_resamples=n_resamples,
-            bootstrap_kind=bootstrap_kind,
-            rng_seed=int(rng) if isinstance(rng, (int, np.integer)) else None,
-        )
-    common = dict(
-        test=method, method=method, n=n, level=level, ci_method=ci_label, alternative=alternative,
-        variables=("x", "y"), covariates=(), details=details,
-    )
+        details.update(_boot_details(n_resamples, bootstrap_kind, rng))
+    common = {
+        "test": method, "method": method, "n": n, "level": level, "ci_method": ci_label, "alternative": alternative,
+        "variables": ("x", "y"), "covariates": (), "details": details,
+    }
 
     if has_nan:
         wc.warn("input contains NaN and nan_policy='propagate'; the result is NaN.", DegenerateDataWarning)
@@ -597,6 +638,71 @@ def _residualize(v: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, float]:
     return res, (ss_res / ss_tot if ss_tot > 0 else math.nan)
 
 
+def _partial_estimates(
+    xa: np.ndarray, ya: np.ndarray, z: np.ndarray, method: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, int]:
+    """Rank (Spearman) and residualize; returns (x, y, rx, ry, unexplained share x, y, design rank)."""
+    n = xa.size
+    if method == "spearman":
+        xa, ya = stats.rankdata(xa), stats.rankdata(ya)
+        z = stats.rankdata(z, axis=0) if z.shape[1] else z
+    design = np.column_stack([np.ones(n), z])
+    rank = int(np.linalg.matrix_rank(design))
+    rx, fx = _residualize(xa, design)
+    ry, fy = _residualize(ya, design)
+    return xa, ya, rx, ry, fx, fy, rank
+
+
+def _partial_stat(
+    xa: np.ndarray, ya: np.ndarray, z: np.ndarray, *, kind: str, method: str, residualize: str
+) -> float:
+    """The point estimate alone (used for bootstrap resamples); NaN when degenerate."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xr, yr, rx, ry, fx, fy, _ = _partial_estimates(xa, ya, z, method)
+        if not (fx >= _COLLINEAR_RTOL and fy >= _COLLINEAR_RTOL):
+            return math.nan
+        if kind == "partial":
+            return float(_pearson_along(rx, ry))
+        return float(_pearson_along(rx, yr)) if residualize == "x" else float(_pearson_along(xr, ry))
+
+
+#: Upper bound on floats held per bootstrap batch in the vectorized partial statistic (~16 MB each array).
+_MAX_BATCH_ENTRIES = 2_000_000
+
+
+def _partial_stat_vectorized(
+    xa: np.ndarray, ya: np.ndarray, z: np.ndarray, *, kind: str, method: str, residualize: str
+) -> Callable[..., np.ndarray]:
+    """A statistic ``f(idx, axis=-1)`` over resampled row indices (any leading batch shape).
+
+    Each resample is re-ranked (Spearman) and re-residualized with the pseudo-inverse of its own
+    design, so the statistic matches :func:`_partial_stat` row for row; degenerate resamples give NaN.
+    """
+
+    def stat(idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        i = np.moveaxis(np.asarray(idx), axis, -1).astype(np.intp)
+        X, Y, Z = xa[i], ya[i], z[i]
+        if method == "spearman":
+            X, Y = stats.rankdata(X, axis=-1), stats.rankdata(Y, axis=-1)
+            Z = stats.rankdata(Z, axis=-2) if Z.shape[-1] else Z
+        D = np.concatenate([np.ones(Z.shape[:-1] + (1,)), Z], axis=-1)
+        P = np.linalg.pinv(D)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rx = X - (D @ (P @ X[..., None]))[..., 0]
+            ry = Y - (D @ (P @ Y[..., None]))[..., 0]
+            fx = (rx**2).sum(-1) / ((X - X.mean(-1, keepdims=True)) ** 2).sum(-1)
+            fy = (ry**2).sum(-1) / ((Y - Y.mean(-1, keepdims=True)) ** 2).sum(-1)
+            if kind == "partial":
+                r = _pearson_along(rx, ry)
+            elif residualize == "x":
+                r = _pearson_along(rx, Y)
+            else:
+                r = _pearson_along(X, ry)
+        return np.where((fx >= _COLLINEAR_RTOL) & (fy >= _COLLINEAR_RTOL), r, np.nan)
+
+    return stat
+
+
 def _partial_core(
     *,
     kind: Literal["partial", "semipartial"],
@@ -609,11 +715,19 @@ def _partial_core(
     confidence_level: Any,
     nan_policy: str,
     residualize: str,
+    ci_method: Any,
+    bootstrap_kind: Any,
+    n_resamples: Any,
+    rng: Any,
 ) -> CorrelationResult:
     check_option(method, "method", PARTIAL_METHODS)
     check_option(alternative, "alternative", ALTERNATIVES)
     level = check_confidence_level(confidence_level)
     check_option(residualize, "residualize", SIDES)
+    allowed = CORR_CI_METHODS if kind == "partial" else SEMIPARTIAL_CI_METHODS
+    ci_method, bootstrap_kind, n_resamples, rng = _parse_ci_method(
+        ci_method, level, bootstrap_kind, n_resamples, rng, allowed
+    )
     xa, ya, z, covar_t, n_dropped, has_nan = _select_frame(data, x, y, covar, nan_policy)
     n = int(xa.size)
     k = int(z.shape[1])
@@ -622,16 +736,18 @@ def _partial_core(
     details: dict[str, Any] = {"n_dropped": n_dropped, "k": k}
     if kind == "semipartial":
         details["residualized"] = residualize
-    ci_label = "fisher-z" if kind == "partial" else "none"
-    common = dict(
-        test=test, method=method, n=n, level=level, ci_method=ci_label, alternative=alternative,
-        variables=(x, y), covariates=covar_t, details=details,
-    )
+    if ci_method == "bootstrap":
+        details.update(_boot_details(n_resamples, bootstrap_kind, rng))
+    ci_label = {"fisher-z": "fisher-z", "none": "none"}.get(ci_method, f"bootstrap-{bootstrap_kind}")
+    common = {
+        "test": test, "method": method, "n": n, "level": level, "ci_method": ci_label, "alternative": alternative,
+        "variables": (x, y), "covariates": covar_t, "details": details,
+    }
 
     def nan_out(msg: str) -> CorrelationResult:
-        wc.warn(msg, DegenerateDataWarning, stacklevel=4)
+        wc.warn(msg, DegenerateDataWarning, stacklevel=5)  # -> the caller of partial_corr
         res = _nan_result(wc=wc, df=float(n - 2 - k), **common)  # type: ignore[arg-type]
-        return res if kind == "partial" else res.model_copy(update={"ci": None})
+        return res.model_copy(update={"ci": None}) if ci_method == "none" else res
 
     if has_nan:
         return nan_out("input contains NaN and nan_policy='propagate'; the result is NaN.")
@@ -640,28 +756,22 @@ def _partial_core(
             f"{kind} correlation on k={k} covariates needs n >= k + 3 rows; got n={n}. Result is NaN."
         )
     if method == "spearman":
-        xa, ya = stats.rankdata(xa), stats.rankdata(ya)
-        z = stats.rankdata(z, axis=0) if k else z
         details["ranked"] = "x, y and covariates ranked (average ties) before residualizing, as ppcor does"
     const = [name for name, a in (("x", xa), ("y", ya)) if _is_constant(a)]
     if const:
         return nan_out(
             f"{' and '.join('`' + c + '`' for c in const)} is constant; the correlation is undefined (NaN)."
         )
-    design = np.column_stack([np.ones(n), z])
-    rank = int(np.linalg.matrix_rank(design))
+    xr, yr, rx, ry, fx, fy, rank = _partial_estimates(xa, ya, z, method)
     if rank < k + 1:
         wc.warn(
             f"covariates are collinear (the intercept plus {k} covariates have rank {rank}); "
             f"degrees of freedom use the rank ({rank - 1} effective covariates).",
             DegenerateDataWarning,
+            stacklevel=4,
         )
-        k_eff = rank - 1
-    else:
-        k_eff = k
+    k_eff = rank - 1
     details["k_effective"] = k_eff
-    rx, fx = _residualize(xa, design)
-    ry, fy = _residualize(ya, design)
     collinear = [name for name, f in (("x", fx), ("y", fy)) if f < _COLLINEAR_RTOL]
     if collinear:
         return nan_out(
@@ -674,29 +784,43 @@ def _partial_core(
     t_stat = _t_from_r(pr, df)
     p = min(max(_t_pvalue(t_stat, df, alternative), 0.0), 1.0)
 
+    fz: float | None = None
+    ci: ConfidenceInterval | None = None
     if kind == "partial":
         est = pr
+    else:
+        est = float(_pearson_along(rx, yr)) if residualize == "x" else float(_pearson_along(xr, ry))
+        details["partial_r"] = pr
+        t_ppcor = _t_from_r(est, df)
+        details["ppcor_statistic"] = t_ppcor
+        details["ppcor_pvalue"] = min(max(_t_pvalue(t_ppcor, df, alternative), 0.0), 1.0)
+
+    if ci_method == "fisher-z":
         n_eff = n - k_eff
         se = float(fisher_z_se(pr, n_eff, method=method))  # type: ignore[arg-type]
         if math.isnan(se):
             wc.warn(
                 f"a Fisher-z confidence interval needs n - k >= 4; got n - k = {n_eff}. CI is NaN.",
                 DegenerateDataWarning,
+                stacklevel=4,
             )
-            ci: ConfidenceInterval | None = _ci_or_nan(math.nan, math.nan, level, "fisher-z")
+            ci = _ci_or_nan(math.nan, math.nan, level, "fisher-z")
         else:
             lo, hi = fisher_z_ci(pr, se, confidence_level=level, alternative=alternative)
             ci = _ci_or_nan(float(lo), float(hi), level, "fisher-z")
-        fz: float | None = None if math.isnan(se) else se
+            fz = se
+    elif ci_method == "bootstrap":
+        gen = _check_rng(rng)
+        stat = _partial_stat_vectorized(xa, ya, z, kind=kind, method=method, residualize=residualize)
+        low, high, boot_se = _bootstrap_ci(
+            (np.arange(n, dtype=float),), stat, vectorized=True, kind=bootstrap_kind, n_resamples=n_resamples,
+            confidence_level=level, alternative=alternative, rng=gen, wc=wc, stacklevel=5,
+            paired=False, batch=max(1, _MAX_BATCH_ENTRIES // (n * (k + 3))),
+        )
+        ci = _ci_or_nan(low, high, level, ci_label)
+        details["bootstrap_standard_error"] = boot_se
     else:
-        est = float(_pearson_along(rx, ya)) if residualize == "x" else float(_pearson_along(xa, ry))
-        ci = None
-        fz = None
-        details["partial_r"] = pr
-        t_ppcor = _t_from_r(est, df)
-        details["ppcor_statistic"] = t_ppcor
-        details["ppcor_pvalue"] = min(max(_t_pvalue(t_ppcor, df, alternative), 0.0), 1.0)
-        details["ci_note"] = "no closed-form CI for a semi-partial correlation is computed"
+        details["ci_note"] = "no CI requested (ci_method='none'); use ci_method='bootstrap' for one"
 
     return CorrelationResult(
         test=test,
@@ -728,6 +852,10 @@ def partial_corr(
     alternative: Alternative = "two-sided",
     confidence_level: float = 0.95,
     nan_policy: NanPolicy = "raise",
+    ci_method: CorrCIMethod | Bootstrap = "fisher-z",
+    bootstrap_kind: BootstrapKind = "bca",
+    n_resamples: int = 9999,
+    rng: int | np.random.Generator | None = None,
 ) -> CorrelationResult:
     """Partial correlation of ``x`` and ``y`` controlling for ``covar`` (removed from both).
 
@@ -748,11 +876,20 @@ def partial_corr(
         Nominal CI coverage in (0, 1).
     nan_policy : {'raise', 'omit', 'propagate'}
         NaN in any of the used columns; ``'omit'`` drops those rows (``n`` reports rows used).
+    ci_method : {'fisher-z', 'bootstrap'} or qdstats.resampling.Bootstrap
+        ``'fisher-z'`` (default) or a row bootstrap (:func:`scipy.stats.bootstrap` over row indices;
+        each resample is re-ranked for Spearman and re-residualized), as in :func:`corr`.
+    bootstrap_kind : {'bca', 'percentile', 'basic'}
+        Bootstrap interval type.
+    n_resamples : int
+        Bootstrap resamples.
+    rng : int, numpy.random.Generator or None
+        Bootstrap seed or generator.
 
     Returns
     -------
     CorrelationResult
-        ``estimate`` (partial r), ``ci`` (Fisher z), ``statistic`` (t), ``df = n - 2 - k``, ``pvalue``,
+        ``estimate`` (partial r), ``ci`` (Fisher z or bootstrap), ``statistic`` (t), ``df = n - 2 - k``, ``pvalue``,
         ``n``, ``variables=(x, y)``, ``covariates``, ``fisher_z_se``, ``warnings``; ``details`` has ``k``
         and ``k_effective``.
 
@@ -784,7 +921,8 @@ def partial_corr(
 
     Validated against: R 4.2.2 residualization with ``lm()`` + ``cor()`` and the ppcor ``pcor.test``
     formulas hand-coded (``tests/reference/r/correlation.R``), rtol 1e-10 for r and 1e-7 for p/CI;
-    pingouin 0.7 ``partial_corr`` (r, p), rtol 1e-10; CI coverage by simulation with a known partial rho.
+    pingouin 0.7 ``partial_corr`` (r, p), rtol 1e-10; Fisher-z and bootstrap CI coverage by simulation
+    with a known partial rho (bootstrap CIs are otherwise not independently validated).
 
     References
     ----------
@@ -808,6 +946,7 @@ def partial_corr(
     return _partial_core(
         kind="partial", data=data, x=x, y=y, covar=covar, method=method, alternative=alternative,
         confidence_level=confidence_level, nan_policy=nan_policy, residualize="x",
+        ci_method=ci_method, bootstrap_kind=bootstrap_kind, n_resamples=n_resamples, rng=rng,
     )
 
 
@@ -822,6 +961,10 @@ def semipartial_corr(
     alternative: Alternative = "two-sided",
     confidence_level: float = 0.95,
     nan_policy: NanPolicy = "raise",
+    ci_method: SemipartialCIMethod | Bootstrap = "none",
+    bootstrap_kind: BootstrapKind = "bca",
+    n_resamples: int = 9999,
+    rng: int | np.random.Generator | None = None,
 ) -> CorrelationResult:
     """Semi-partial (part) correlation: covariates removed from ONE variable only.
 
@@ -842,14 +985,19 @@ def semipartial_corr(
     alternative : {'two-sided', 'less', 'greater'}
         Alternative for the p-value.
     confidence_level : float
-        Accepted for signature symmetry with :func:`partial_corr`; no interval is computed (see Notes).
+        Nominal coverage of the bootstrap CI (only used with ``ci_method='bootstrap'``).
     nan_policy : {'raise', 'omit', 'propagate'}
         NaN handling, as in :func:`partial_corr`.
+    ci_method : {'none', 'bootstrap'} or qdstats.resampling.Bootstrap
+        ``'none'`` (default): no interval (see Notes). ``'bootstrap'``: row bootstrap, as in
+        :func:`partial_corr`.
+    bootstrap_kind, n_resamples, rng
+        Bootstrap settings, as in :func:`corr`.
 
     Returns
     -------
     CorrelationResult
-        ``estimate`` (semi-partial r), ``ci=None``, ``statistic`` (t), ``df = n - 2 - k``, ``pvalue``;
+        ``estimate`` (semi-partial r), ``ci`` (``None`` unless bootstrapped), ``statistic`` (t), ``df = n - 2 - k``, ``pvalue``;
         ``details`` holds ``residualized``, ``partial_r``, and ``ppcor_statistic``/``ppcor_pvalue`` (the
         convention of ppcor and pingouin, see Notes).
 
@@ -870,12 +1018,13 @@ def semipartial_corr(
     Cohen, West & Aiken 2003, sec. 3.6): ``t = pr * sqrt(df / (1 - pr**2))`` with the partial
     correlation ``pr`` and ``df = n - 2 - k``. ppcor and pingouin plug the *semi-partial* estimate into
     that formula instead, which gives a smaller |t| (conservative); that value is kept in
-    ``details['ppcor_pvalue']`` for comparison. No CI is returned: the Fisher-z interval does not apply
-    to a semi-partial correlation.
+    ``details['ppcor_pvalue']`` for comparison. No closed-form CI is returned: the Fisher-z interval
+    does not apply to a semi-partial correlation; ``ci_method='bootstrap'`` gives a resampling one.
 
     Validated against: R 4.2.2 ``cor(resid(lm(x ~ z)), y)``, ``summary(lm(y ~ x + z))`` coefficient
     p-value, and the ppcor ``spcor.test`` formulas hand-coded in ``tests/reference/r/correlation.R``;
-    rtol 1e-10 (estimates) and 1e-7 (p-values).
+    rtol 1e-10 (estimates) and 1e-7 (p-values). Bootstrap CIs: coverage checked by simulation, otherwise
+    not independently validated.
 
     References
     ----------
@@ -896,4 +1045,5 @@ def semipartial_corr(
     return _partial_core(
         kind="semipartial", data=data, x=x, y=y, covar=covar, method=method, alternative=alternative,
         confidence_level=confidence_level, nan_policy=nan_policy, residualize=residualize,
+        ci_method=ci_method, bootstrap_kind=bootstrap_kind, n_resamples=n_resamples, rng=rng,
     )

@@ -18,7 +18,7 @@ __all__ = ["ConfidenceInterval", "StatResult"]
 class ConfidenceInterval(BaseModel):
     """A confidence interval with its level and the method that produced it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     low: float = Field(description="Lower bound (may be -inf for one-sided intervals, NaN when degenerate).")
     high: float = Field(description="Upper bound (may be +inf for one-sided intervals, NaN when degenerate).")
@@ -44,7 +44,7 @@ class StatResult(BaseModel):
     ``warnings`` holds degeneracy and small-sample notes that travel into claims tables.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, ser_json_inf_nan="constants")
 
     test: str = Field(description="Name of the procedure, e.g. 'pearson', 'partial-spearman', 'mixedlm-slope'.")
     estimate_name: str = Field(description="Name of the effect estimate, e.g. 'r', 'rho', 'slope', 'delta_bpb'.")

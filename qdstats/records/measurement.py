@@ -55,7 +55,7 @@ class Measurement(BaseModel):
     'bit/byte'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     schema_name: Literal["qd.measurement"] = Field(default="qd.measurement", description="Self-identifying schema name.")
     schema_version: Literal[1] = Field(default=1, description="Schema version; bumped on any breaking change.")
@@ -113,7 +113,7 @@ class Measurement(BaseModel):
 class ErrorInfo(BaseModel):
     """What went wrong in a failed step."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     error_type: str = Field(description="Exception class name.")
     message: str = Field(description="Exception message.")
@@ -123,7 +123,7 @@ class ErrorInfo(BaseModel):
 class FailedMeasurement(BaseModel):
     """A step that failed: the failure is data, and a sweep keeps going (QCElemental's FailedOperation)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     schema_name: Literal["qd.failed_measurement"] = Field(default="qd.failed_measurement", description="Self-identifying schema name.")
     schema_version: Literal[1] = Field(default=1, description="Schema version.")

@@ -23,7 +23,7 @@ _TRACKED_LIBRARIES = (
 class Provenance(BaseModel):
     """Who made a record, with which code, when and where."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     package: str = Field(default="qd", description="Creating package.")
     version: str = Field(description="Version of the creating package.")

@@ -16,7 +16,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 class ModelRef(BaseModel):
     """A pinned reference to a model: a hub id with a revision, or a local file/directory with its sha256."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     model_id: str = Field(description="Hugging Face id, local path, GGUF file name or 'tiny:<family>' for configs built in tests.")
     source: Literal["hub", "local", "gguf", "config"] = Field(description="Where the weights came from.")
@@ -44,7 +44,7 @@ class ModelRef(BaseModel):
 class CorpusRef(BaseModel):
     """A pinned reference to the text a measurement was made on."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     corpus_id: str = Field(description="Corpus id as in corpora/<id>/manifest.yaml, e.g. 'ntrex128'.")
     split: str | None = Field(default=None, description="'dev', 'test', 'all' or a treebank split name.")

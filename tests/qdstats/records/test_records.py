@@ -256,3 +256,20 @@ def test_importing_qdstats_does_not_import_torch():
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_nan_value_survives_jsonl(tmp_path: Path):
+    m = make(value=math.nan, warnings=("constant input",))
+    write_records(tmp_path / "n.jsonl", [m])
+    back = read_records(tmp_path / "n.jsonl")[0]
+    assert math.isnan(back.value) and back.warnings == ("constant input",)
+    assert math.isnan(Measurement.model_validate_json(m.model_dump_json()).value)
+
+
+def test_statresult_nan_and_inf_survive_json():
+    from qdstats.results import ConfidenceInterval, StatResult
+
+    r = StatResult(test="vif", estimate_name="VIF", estimate=math.inf, n=5,
+                   ci=ConfidenceInterval(low=math.nan, high=math.nan, level=0.95, method="none"), warnings=("singular",))
+    back = StatResult.model_validate_json(r.model_dump_json())
+    assert math.isinf(back.estimate) and math.isnan(back.ci.low)
