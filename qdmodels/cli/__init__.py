@@ -1,0 +1,1 @@
+"""The `qd` command line (typer). Each command group lives in its own module; `main.py` mounts them."""
