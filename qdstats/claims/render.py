@@ -1,0 +1,156 @@
+"""Render a :class:`~qdstats.claims.engine.ClaimsTable` as Markdown, CSV, JSON or LaTeX.
+
+This is the only place where numbers are rounded (``digits`` significant digits, for Markdown and LaTeX).
+JSON and CSV keep full precision (JSON is the canonical, re-loadable form; CSV is for spreadsheets).
+Small-n claims always show ``n`` and the CI next to the estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from qdstats.claims.engine import ClaimRow, ClaimsTable
+from qdstats.records import atomic_write_text
+
+__all__ = ["fmt", "to_csv", "to_json", "to_latex", "to_markdown", "write_table"]
+
+_VERDICT_TEXT = {
+    "supported": "supported",
+    "not_supported": "not supported",
+    "inconclusive": "inconclusive",
+    "insufficient_data": "insufficient data",
+    "error": "error",
+}
+
+
+def fmt(v: float | None, digits: int = 3) -> str:
+    """Round for display: ``digits`` significant digits; '—' for missing; p-values < 1e-4 as '<1e-04'."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.{digits}g}"
+
+
+def _p(v: float | None, digits: int) -> str:
+    if v is None:
+        return "—"
+    if v < 1e-4:
+        return "<1e-04"
+    return fmt(v, digits)
+
+
+def _est(r: ClaimRow, digits: int) -> str:
+    if r.estimate is None:
+        return "—"
+    s = f"{r.estimate_name or 'estimate'} = {fmt(r.estimate, digits)}"
+    if r.ci_low is not None or r.ci_high is not None:
+        lvl = f"{r.ci_level:.0%} " if r.ci_level else ""
+        s += f" [{fmt(r.ci_low, digits)}, {fmt(r.ci_high, digits)}] ({lvl}{r.ci_method})"
+    return s
+
+
+def _n(r: ClaimRow) -> str:
+    if r.n is None:
+        return "—"
+    extra = ", ".join(f"{k} {v}" for k, v in r.n_units.items())
+    return f"{r.n}" + (f" ({extra})" if extra else "")
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: ClaimsTable, *, digits: int = 3, commands: Sequence[str] = ()) -> str:
+    """Markdown table (rounded), followed by messages, warnings and record producers per claim.
+
+    Parameters
+    ----------
+    table : ClaimsTable
+        The table.
+    digits : int, default 3
+        Significant digits (display only).
+    commands : sequence of str
+        Commands that made the table (listed at the end, e.g. for a generated ``docs/claims.md``).
+    """
+    head = ("| claim | statement | evidence | n | estimate [CI] | p | p adj (family, method) | verdict | grade |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    notes = []
+    for r in table.rows:
+        fam = f"{_p(r.p_adj, digits)} ({r.family}, {r.adjust_method}, m={r.family_size})" if r.p_adj is not None else "—"
+        lines.append(
+            f"| `{r.claim_id}` v{r.version} | {_md_escape(r.statement)} | {r.evidence} | {_n(r)} | "
+            f"{_md_escape(_est(r, digits))} | {_p(r.p, digits)} | {fam} | **{_VERDICT_TEXT[r.verdict]}** | "
+            f"{r.grade}{' (' + ', '.join(r.grade_reasons) + ')' if r.grade_reasons else ''} |"
+        )
+        extra = []
+        if r.message:
+            extra.append(f"message: {r.message}")
+        if r.verdict_reason and r.verdict_reason != r.message:
+            extra.append(f"decision: {r.verdict_reason}")
+        extra += [f"warning: {w}" for w in r.warnings]
+        extra += [f"records from: `{c}`" for c in r.produced_by]
+        if extra:
+            notes.append(f"- `{r.claim_id}`: " + "; ".join(_md_escape(e) for e in extra))
+    out = head + "\n".join(lines) + "\n"
+    if notes:
+        out += "\n**Notes**\n\n" + "\n".join(notes) + "\n"
+    out += (f"\nRecords: {table.n_records} (content hash `{table.records_hash[:12]}`), failed records: "
+            f"{table.n_failed_records}; qd {table.qd_version}, git {table.git_sha or 'unknown'}, built {table.created_at}.\n")
+    if commands:
+        out += "\nMade with:\n\n```bash\n" + "\n".join(commands) + "\n```\n"
+    return out
+
+
+def to_csv(table: ClaimsTable) -> str:
+    """CSV at full precision (``repr`` of floats), one row per claim."""
+    df = table.to_frame()
+    return df.to_csv(index=False, float_format=None)
+
+
+def to_json(table: ClaimsTable) -> str:
+    """Canonical JSON (full precision; reload with ``ClaimsTable.model_validate_json``)."""
+    return table.model_dump_json(indent=2) + "\n"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def _tex(s: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in s).replace("—", "--").replace("−", "-")
+
+
+def to_latex(table: ClaimsTable, *, digits: int = 3) -> str:
+    """A ``tabular`` (booktabs) with claim, n, estimate, CI, p, adjusted p, verdict and grade (rounded)."""
+    rows = [r"\begin{tabular}{llrrllll}", r"\toprule",
+            r"Claim & Evidence & $n$ & Estimate & 95\% CI & $p$ & $p_{\mathrm{adj}}$ & Verdict (grade) \\", r"\midrule"]
+    for r in table.rows:
+        ci = f"[{fmt(r.ci_low, digits)}, {fmt(r.ci_high, digits)}]" if r.ci_low is not None or r.ci_high is not None else "--"
+        rows.append(" & ".join([
+            _tex(r.claim_id), _tex(r.evidence), _tex(str(r.n) if r.n is not None else "--"),
+            _tex(fmt(r.estimate, digits)), _tex(ci), _tex(_p(r.p, digits)), _tex(_p(r.p_adj, digits)),
+            _tex(f"{_VERDICT_TEXT[r.verdict]} ({r.grade})"),
+        ]) + r" \\")
+    rows += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(rows) + "\n"
+
+
+def write_table(
+    table: ClaimsTable, out_dir: str | os.PathLike[str], *, digits: int = 3, commands: Sequence[str] = ()
+) -> dict[str, Path]:
+    """Write ``claims_table.{json,csv,md,tex}`` into ``out_dir`` (atomically); returns the paths.
+
+    ``commands`` are listed at the end of the Markdown file.
+    """
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    outputs = {
+        "json": (d / "claims_table.json", to_json(table)),
+        "csv": (d / "claims_table.csv", to_csv(table)),
+        "md": (d / "claims_table.md", to_markdown(table, digits=digits, commands=commands)),
+        "tex": (d / "claims_table.tex", to_latex(table, digits=digits)),
+    }
+    return {k: atomic_write_text(p, text) for k, (p, text) in outputs.items()}

@@ -1,0 +1,64 @@
+"""Rendering: rounding only in Markdown/LaTeX; JSON and CSV at full precision; JSON round-trips."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+from claims_synth import bpb_records, did_specs, spec_dict
+
+from qdstats.claims import (
+    ClaimSpec,
+    ClaimsTable,
+    build_claims_table,
+    to_csv,
+    to_json,
+    to_latex,
+    to_markdown,
+    write_table,
+)
+
+
+@pytest.fixture(scope="module")
+def table():
+    recs = bpb_records(effects={"eng_Latn": 0.0, "heb_Hebr": 0.1, "arb_Arab": 0.0}, n_items=30, seed=2)
+    specs = did_specs(["heb_Hebr", "arb_Arab"])
+    specs.append(ClaimSpec.model_validate(spec_dict(id="T.err", params={**spec_dict()["params"], "cluster": "zz"})))
+    return build_claims_table(specs, recs)
+
+
+def test_json_round_trip_full_precision(table):
+    back = ClaimsTable.model_validate_json(to_json(table))
+    assert back == table
+    raw = json.loads(to_json(table))
+    assert raw["rows"][0]["estimate"] == table.rows[0].estimate  # not rounded
+
+
+def test_csv_full_precision(table):
+    df = pd.read_csv(io.StringIO(to_csv(table)))
+    assert df.loc[0, "estimate"] == table.rows[0].estimate
+    assert df.loc[0, "p_adj"] == table.rows[0].p_adj
+    assert list(df["verdict"]) == [r.verdict for r in table.rows]
+
+
+def test_markdown_rounds_and_shows_n_ci_and_messages(table):
+    md = to_markdown(table, digits=3)
+    r = table.rows[0]
+    assert f"did = {r.estimate:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" in md
+    assert repr(r.estimate) not in md
+    assert "**supported**" in md and "**error**" in md
+    assert "UnknownNameError" in md  # the error message is shown
+    assert "30 (items 30" in md
+
+
+def test_latex_escapes(table):
+    tex = to_latex(table)
+    assert r"T.did.heb\_Hebr" in tex and r"\begin{tabular}" in tex and r"\bottomrule" in tex
+
+
+def test_write_table_writes_four_files(table, tmp_path):
+    paths = write_table(table, tmp_path / "out")
+    assert sorted(p.name for p in paths.values()) == ["claims_table.csv", "claims_table.json", "claims_table.md", "claims_table.tex"]
+    assert all(p.stat().st_size > 0 for p in paths.values())

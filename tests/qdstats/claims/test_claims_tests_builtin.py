@@ -1,0 +1,251 @@
+"""Built-in claim tests: estimates against closed forms and the libraries they wrap; planted effects."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+import pytest
+import scipy.stats as st
+from claims_synth import (
+    CORPUS_TEST,
+    bpb_records,
+    four_condition_records,
+    layer_records,
+    model_ref,
+    spec_dict,
+    synthetic_language,
+    unit_records,
+)
+from numpy.testing import assert_allclose
+
+from qdstats.claims import ClaimSpec, build_claims_table
+from qdstats.disparity import diff_in_diff
+from qdstats.records import Measurement, to_frame
+
+
+def _row(spec: dict, records):
+    return build_claims_table([ClaimSpec.model_validate(spec)], records).rows[0]
+
+
+def test_diff_in_diff_matches_closed_form_and_disparity_module():
+    """Oracle: mean of paired differences of differences (closed form, rtol 1e-12) and qdstats.disparity
+    called directly with the same seed (identical CI, rtol 1e-12: same code path)."""
+    recs = bpb_records(effects={"eng_Latn": 0.02, "heb_Hebr": 0.08, "arb_Arab": 0.0}, n_items=40, seed=11)
+    row = _row(spec_dict(), recs)
+    df = to_frame(recs)
+    w = df.pivot_table(index=["language", "item_id"], columns="condition.scheme", values="value")
+    d = (w["int4"] - w["fp32"]).unstack(0)
+    assert_allclose(row.estimate, (d["heb_Hebr"] - d["eng_Latn"]).mean(), rtol=1e-12)
+    assert_allclose(row.details["delta_reference"], d["eng_Latn"].mean(), rtol=1e-12)
+    long = df.rename(columns={"condition.scheme": "cond"})[["language", "item_id", "cond", "value"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "only 3 languages (< 10)": expected here
+        direct = diff_in_diff(long, reference="eng_Latn", full="fp32", compressed="int4", condition="cond",
+                              alternative="greater", n_resamples=999, rng=1)["heb_Hebr"]
+    assert_allclose([row.ci_low, row.ci_high, row.p], [direct.ci.low, direct.ci.high, direct.pvalue], rtol=1e-12)
+    assert row.n_units["languages"] == 3
+
+
+def test_diff_in_diff_requires_one_model():
+    recs = []
+    for i in range(2):
+        recs += bpb_records(effects={"eng_Latn": 0.0, "heb_Hebr": 0.1}, n_items=10, seed=i, model=model_ref(f"m{i}"))
+    row = _row(spec_dict(), recs)
+    assert row.verdict == "error" and "`params.model` is required" in row.message
+    ok = _row(spec_dict(params={**spec_dict()["params"], "model": "m1"}), recs)
+    assert ok.verdict != "error" and ok.n == 10
+
+
+def test_ambiguous_selection_is_an_error_not_a_silent_average():
+    recs = bpb_records(effects={"eng_Latn": 0.0, "heb_Hebr": 0.1}, n_items=10, seed=1)
+    recs += [r for r in bpb_records(effects={"eng_Latn": 0.0, "heb_Hebr": 0.1}, n_items=10, seed=2,
+                                    treatment={"scheme": "int4", "protect": "layers=0"}) if "protect" in r.condition]
+    spec = spec_dict(test="mean_difference_paired",
+                     params={"baseline": {"scheme": "fp32"}, "treatment": {"scheme": "int4"}, "language": "heb_Hebr"})
+    row = _row(spec, recs)
+    assert row.verdict == "error" and "ambiguous" in row.message
+    spec["params"]["treatment"] = {"scheme": "int4", "protect": None}
+    assert _row(spec, recs).verdict != "error"
+
+
+def test_mean_difference_paired_matches_mean():
+    recs = bpb_records(effects={"heb_Hebr": 0.07}, n_items=30, seed=3)
+    spec = spec_dict(test="mean_difference_paired", params={"baseline": {"scheme": "fp32"}, "treatment": {"scheme": "int4"}})
+    row = _row(spec, recs)
+    df = to_frame(recs)
+    w = df.pivot_table(index="item_id", columns="condition.scheme", values="value")
+    assert_allclose(row.estimate, (w["int4"] - w["fp32"]).mean(), rtol=1e-12)
+    assert row.verdict == "supported"
+
+
+@pytest.mark.parametrize(("planted", "expected"), [(0.1, {"supported"}), (0.0, {"not_supported", "inconclusive"})])
+def test_interaction(planted, expected):
+    recs = four_condition_records(interaction=planted, n_items=60, seed=2)
+    spec = spec_dict(test="interaction", params={
+        "base": {"scheme": "fp32", "prune": "none"}, "first": {"scheme": "int4", "prune": "none"},
+        "second": {"scheme": "fp32", "prune": "wanda50"}, "both": {"scheme": "int4", "prune": "wanda50"}},
+        decision={"alpha": 0.05, "min_abs_effect": 0.02, "min_n": 20})
+    row = _row(spec, recs)
+    assert row.verdict in expected
+    df = to_frame(recs)
+    w = df.pivot_table(index=["language", "item_id"], columns=["condition.scheme", "condition.prune"], values="value")
+    inter = (w[("int4", "wanda50")] - w[("int4", "none")] - w[("fp32", "wanda50")] + w[("fp32", "none")])
+    assert_allclose(row.estimate, inter.groupby(level="item_id").mean().mean(), rtol=1e-10)
+    assert_allclose(row.details["delta_first"], 0.1, atol=0.01)  # planted main effect, noise sd 0.02 / sqrt(60)
+
+
+def test_layer_group_contrast_planted_and_exact_permutation():
+    """Oracle for p: full enumeration of the C(12, 3) = 220 layer splits (closed form), rtol 1e-12."""
+    recs = layer_records(gateway_boost=0.05, n_layers=12, seed=0)
+    spec = spec_dict(test="layer_group_contrast", unit_of_analysis="site",
+                     select={"y": {"quantity": "sens.delta_bits_per_byte", "split": "test"}},
+                     params={"group": ["first", "last", 0.75], "language": "heb_Hebr", "reference": "eng_Latn"},
+                     decision={"alpha": 0.05, "min_n": 4})
+    row = _row(spec, recs)
+    assert row.details["group_layers"] == [0, 8, 11]
+    assert row.verdict == "supported" and row.n == 12
+    df = to_frame(recs)
+    df["layer"] = df["site"].str.extract(r"layers\.(\d+)").astype(int)[0]
+    v = df.pivot_table(index="layer", columns="language", values="value")
+    x = (v["heb_Hebr"] - v["eng_Latn"]).to_numpy()
+    g = np.isin(np.arange(12), [0, 8, 11])
+    obs = x[g].mean() - x[~g].mean()
+    assert_allclose(row.estimate, obs, rtol=1e-12)
+    null = [x[list(c)].mean() - np.delete(x, list(c)).mean() for c in itertools.combinations(range(12), 3)]
+    assert_allclose(row.p, np.mean(np.array(null) >= obs - 1e-12), rtol=1e-12)
+
+
+def test_layer_group_contrast_null_is_not_supported():
+    recs = layer_records(gateway_boost=0.0, n_layers=12, seed=1)
+    spec = spec_dict(test="layer_group_contrast", unit_of_analysis="site",
+                     select={"y": {"quantity": "sens.delta_bits_per_byte"}},
+                     params={"group": [0, -1, 0.75], "language": "heb_Hebr", "reference": "eng_Latn"},
+                     decision={"alpha": 0.05, "min_n": 4})
+    assert _row(spec, recs).verdict in ("not_supported", "inconclusive")
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman", "kendall"])
+def test_correlation_across_units_matches_scipy(method):
+    """Oracle: scipy.stats pearsonr / spearmanr / kendalltau on the per-unit values, rtol 1e-10."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=12)
+    y = 0.8 * x + rng.normal(scale=0.5, size=12)
+    recs = unit_records(x, y)
+    spec = spec_dict(test=method, unit_of_analysis="language", alternative="two-sided",
+                     select={"y": {"quantity": "disparity.diff_in_diff"}, "x": {"quantity": "eval.n_tokens"}},
+                     params={"x": "x"}, decision={"alpha": 0.05, "min_n": 5})
+    row = _row(spec, recs)
+    fn = {"pearson": st.pearsonr, "spearman": st.spearmanr, "kendall": st.kendalltau}[method]
+    ref = fn(x, y)
+    assert_allclose([row.estimate, row.p], [ref.statistic, ref.pvalue], rtol=1e-10)
+    assert row.n == 12 and row.n_units == {"language": 12}
+
+
+def test_partial_corr_matches_pingouin_and_reports_vif():
+    """Oracle: pingouin.partial_corr (r and p), rtol 1e-10; VIF of x and the covariate is in details."""
+    rng = np.random.default_rng(1)
+    n = 15
+    z = rng.normal(size=n)
+    x = z + rng.normal(size=n)
+    y = 0.5 * x + z + rng.normal(size=n)
+    langs = [synthetic_language(i) for i in range(n)]
+    recs = unit_records(x, y, langs=langs)
+    recs += [Measurement(quantity="eval.n_bytes", value=float(v), language=lang, model=model_ref(),
+                         routine="tests.claims.synthetic") for lang, v in zip(langs, z)]
+    spec = spec_dict(test="partial_corr", unit_of_analysis="language", alternative="two-sided",
+                     select={"y": {"quantity": "disparity.diff_in_diff"}, "x": {"quantity": "eval.n_tokens"},
+                             "z": {"quantity": "eval.n_bytes"}},
+                     params={"x": "x"}, covariates=["z"], decision={"alpha": 0.05, "min_n": 5})
+    row = _row(spec, recs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = pg.partial_corr(pd.DataFrame({"x": x, "y": y, "z": z}), x="x", y="y", covar="z")
+    assert_allclose([row.estimate, row.p], [ref["r"].iloc[0], ref["p_val"].iloc[0]], rtol=1e-10)
+    assert row.details["max_vif"] > 1.0 and set(row.details["vif"]) == {"x", "z"}
+
+
+def test_protection_effect_planted_reduction_and_cost():
+    """Protection removes the Hebrew excess (0.1 -> 0.0): reduction 0.1; base condition cancels."""
+    recs = []
+    rng = np.random.default_rng(0)
+    for lang, excess in (("eng_Latn", 0.0), ("heb_Hebr", 0.1)):
+        for i in range(50):
+            b = 1.0 + rng.normal(0, 0.2)
+            for cond, v in (({"scheme": "fp32", "protect": "none"}, b),
+                            ({"scheme": "int4", "protect": "none"}, b + 0.05 + excess + rng.normal(0, 0.01)),
+                            ({"scheme": "int4", "protect": "layers=0,11"}, b + 0.03 + rng.normal(0, 0.01))):
+                recs.append(Measurement(quantity="eval.bits_per_byte", value=float(v), model=model_ref(), language=lang,
+                                        corpus=CORPUS_TEST, item_id=f"s{i}", condition=cond, routine="tests.claims.synthetic"))
+    for cond, bpw in ((("int4", "none"), 4.25), (("int4", "layers=0,11"), 6.1)):
+        recs.append(Measurement(quantity="quant.model_bits_per_weight", value=bpw, model=model_ref(),
+                                condition={"scheme": cond[0], "protect": cond[1]}, routine="tests.claims.synthetic"))
+    spec = spec_dict(test="protection_effect", test_split="test", selection_split="dev",
+                     select={"y": {"quantity": "eval.bits_per_byte", "split": "test"},
+                             "cost": {"quantity": "quant.model_bits_per_weight"}},
+                     params={"baseline": {"scheme": "fp32"}, "before": {"scheme": "int4", "protect": "none"},
+                             "after": {"scheme": "int4", "protect": {"not": "none"}}})
+    row = _row(spec, recs)
+    assert row.verdict == "supported"
+    assert_allclose(row.estimate, 0.1, atol=0.006)  # noise sd 0.01*2/sqrt(50) ~ 0.003
+    assert row.details["cost_before"] == 4.25 and row.details["cost_after"] == 6.1
+    assert "selection_not_separated" not in row.grade_reasons
+    same = _row({**spec, "selection_split": "test"}, recs)
+    assert "selection_not_separated" in same.grade_reasons
+
+
+def test_mixed_slope_recovers_planted_slope():
+    """Planted slope -0.5 of word damage on alignment with sentence random intercepts; Wald CI must cover it."""
+    rng = np.random.default_rng(3)
+    recs = []
+    for s in range(40):
+        u = rng.normal(0, 0.3)
+        for w in range(8):
+            a = rng.uniform(0, 1)
+            ln = int(rng.integers(1, 12))
+            v = 1.0 - 0.5 * a + 0.02 * ln + u + rng.normal(0, 0.2)
+            recs.append(Measurement(quantity="eval.word_delta_nll", value=float(v), model=model_ref(), language="heb_Hebr",
+                                    corpus=CORPUS_TEST, item_id=f"s{s}:{w}", condition={"scheme": "int4"},
+                                    attributes={"sentence_id": f"s{s}", "boundary_f1": a, "n_bytes": ln},
+                                    routine="tests.claims.synthetic"))
+    spec = spec_dict(test="mixed_slope", alternative="less", select={"y": {"quantity": "eval.word_delta_nll"}},
+                     params={"x": "boundary_f1", "groups": "sentence_id", "language": "heb_Hebr"}, covariates=["n_bytes"],
+                     decision={"alpha": 0.05, "min_n": 50})
+    row = _row(spec, recs)
+    assert row.verdict == "supported", (row.message, row.verdict_reason)
+    assert abs(row.estimate + 0.5) < 4 * 0.039  # planted -0.5; SE ~ 0.2 / sqrt(320 / 12)
+    import statsmodels.formula.api as smf
+
+    df = to_frame(recs).rename(columns={"attributes.boundary_f1": "a", "attributes.n_bytes": "nb",
+                                        "attributes.sentence_id": "g"})
+    df = df[["value", "a", "nb", "g"]].astype({"value": float, "a": float, "nb": float})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = smf.mixedlm("value ~ a + nb", df, groups=df["g"]).fit(reml=True)
+    # statsmodels MixedLM as oracle for the slope; atol 1e-4: different optimizers stop at slightly different points
+    assert_allclose(row.estimate, fit.fe_params["a"], atol=1e-4)
+    assert row.n == 320 and row.n_units["groups"] == 40
+    assert row.details["converged"] is True
+
+
+def test_unpaired_items_are_reported_not_silently_dropped():
+    recs = bpb_records(effects={"heb_Hebr": 0.07}, n_items=30, seed=3)
+    recs = [r for r in recs if not (r.condition["scheme"] == "int4" and r.item_id in ("s0000", "s0001"))]
+    spec = spec_dict(test="mean_difference_paired", params={"baseline": {"scheme": "fp32"}, "treatment": {"scheme": "int4"}})
+    row = _row(spec, recs)
+    assert row.n == 28
+    assert any("2 of 30 (model, language, item) rows lack a value" in w for w in row.warnings)
+
+
+def test_units_without_x_are_reported():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=10), rng.normal(size=10)
+    recs = [r for r in unit_records(x, y) if not (r.quantity == "eval.n_tokens" and r.language == synthetic_language(3))]
+    spec = spec_dict(test="spearman", unit_of_analysis="language", alternative="two-sided",
+                     select={"y": {"quantity": "disparity.diff_in_diff"}, "x": {"quantity": "eval.n_tokens"}},
+                     params={"x": "x"}, decision={"alpha": 0.05, "min_n": 5})
+    row = _row(spec, recs)
+    assert row.n == 9 and any("1 unit(s) lacking a value" in w and synthetic_language(3) in w for w in row.warnings)
