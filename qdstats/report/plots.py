@@ -1,0 +1,338 @@
+"""Report figures (matplotlib, Agg canvas, no display, no pyplot global state).
+
+Each function takes a table from :mod:`qdstats.report.data` and returns a :class:`matplotlib.figure.Figure`
+bound to an Agg canvas; :func:`figure_png` turns it into PNG bytes (deterministic: no timestamp or
+software metadata). Plotted artists carry ``gid`` labels (``'estimates'``, ``'zero-line'``,
+``'reference'``...) so tests can read back exactly what was drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
+
+__all__ = ["alignment_scatter", "figure_png", "forest_plot", "premium_bars", "sensitivity_heatmap"]
+
+_REF_COLOR = "#d95f02"
+_EST_COLOR = "#1b6ca8"
+_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
+            "#1f78b4", "#b2df8a", "#fb9a99", "#cab2d6")
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _need_columns(table: pd.DataFrame, cols: Sequence[str], param: str) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"`{param}` must be a pandas DataFrame; got {type(table).__name__}.")
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise ValueError(f"`{param}` lacks column(s) {missing}; it has {list(table.columns)}.")
+    if table.empty:
+        raise ValueError(f"`{param}` is empty; nothing to plot.")
+
+
+def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
+    """PNG bytes of a figure, without metadata (byte-identical for identical figures)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _panels(table: pd.DataFrame, keys: Sequence[str]) -> list[tuple[tuple[str, ...], pd.DataFrame]]:
+    out = []
+    for k, g in table.groupby(list(keys), sort=True):
+        out.append((tuple(str(x) for x in (k if isinstance(k, tuple) else (k,))), g))
+    return out
+
+
+def forest_plot(
+    table: pd.DataFrame,
+    *,
+    reference: str | None = "eng_Latn",
+    unit: str = "bit/byte",
+    title: str | None = None,
+) -> Figure:
+    """Forest plot of per-language Δ with CIs, one panel per (model, condition).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`qdstats.report.data.degradation_table` (columns ``model_id, condition_short,
+        language, estimate, ci_low, ci_high, n``; panels are split by ``model_key`` and titled by
+        ``model_label`` when those columns exist).
+    reference : str or None, default 'eng_Latn'
+        Language drawn in a distinct color and marker, with ``(ref)`` in its label.
+    unit : str, default 'bit/byte'
+        Unit for the x axis label.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Each panel has a dashed vertical line at 0 (``gid='zero-line'``), the estimates (``gid='estimates'``,
+        x = estimate, y = row) with horizontal CI bars, and y tick labels ``language (n=...)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``table`` is not a DataFrame, lacks a column or is empty.
+    Notes
+    -----
+    Display only (no statistics are computed here). Not independently validated; the tests read the drawn
+    artists back (by ``gid``) and compare them with the input table exactly.
+    """
+    _need_columns(table, ["model_id", "condition_short", "language", "estimate", "ci_low", "ci_high", "n"], "table")
+    key = "model_key" if "model_key" in table.columns else "model_id"
+    panels = _panels(table, [key, "condition_short"])
+    n_lang = max(len(g) for _, g in panels)
+    fig = _new_figure(4.2 * len(panels), max(2.4, 0.32 * n_lang + 1.4))
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=False)[0]
+    for ax, ((_, cond), g) in zip(axes, panels):
+        model_id = g["model_label"].iloc[0] if "model_label" in g.columns else g["model_id"].iloc[0]
+        g = g.sort_values("language", ascending=False, kind="stable")
+        y = np.arange(len(g), dtype=float)
+        est = g["estimate"].to_numpy(dtype=float)
+        lo = g["ci_low"].to_numpy(dtype=float)
+        hi = g["ci_high"].to_numpy(dtype=float)
+        is_ref = (g["language"] == reference).to_numpy() if reference else np.zeros(len(g), dtype=bool)
+        ax.axvline(0.0, color="0.2", linestyle="--", linewidth=1.3, gid="zero-line", zorder=1)
+        ax.hlines(y, lo, hi, color=np.where(is_ref, _REF_COLOR, _EST_COLOR).tolist(), linewidth=1.8, gid="ci-bars",
+                  zorder=2)
+        ax.plot(est, y, linestyle="none", marker="o", color=_EST_COLOR, gid="estimates", zorder=3)
+        if is_ref.any():
+            ax.plot(est[is_ref], y[is_ref], linestyle="none", marker="D", markersize=8, color=_REF_COLOR,
+                    gid="reference", zorder=4)
+        labels = [f"{lang}{' (ref)' if r else ''} (n={int(n) if not pd.isna(n) else '?'})"
+                  for lang, r, n in zip(g["language"], is_ref, g["n"])]
+        ax.set_yticks(y, labels)
+        for tick, r in zip(ax.get_yticklabels(), is_ref):
+            if r:
+                tick.set_color(_REF_COLOR)
+                tick.set_fontweight("bold")
+        level = g["ci_level"].iloc[0] if "ci_level" in g else math.nan
+        lvl = f"{level:.0%} CI" if not pd.isna(level) else "CI"
+        ax.set_xlabel(f"Δ {unit} vs baseline ({lvl})")
+        ax.set_title(f"{model_id}\n{cond}", fontsize=9)
+        ax.grid(axis="x", color="0.9")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def sensitivity_heatmap(
+    matrix: pd.DataFrame,
+    *,
+    unit: str = "bit/byte",
+    title: str | None = None,
+    annotate: bool | None = None,
+) -> Figure:
+    """Layer (site) x language heatmap of sensitivity.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        Output of :func:`qdstats.report.data.sensitivity_matrix` (index sites, columns languages).
+    unit : str, default 'bit/byte'
+        Colorbar unit.
+    title : str, optional
+        Axes title.
+    annotate : bool, optional
+        Write each value in its cell (default: when the matrix has at most 16 x 12 cells).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One image (``gid='heatmap'``) whose array equals ``matrix.to_numpy()`` (NaN cells masked, shown
+        grey); the color scale is diverging and centred at 0 when values of both signs occur.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``matrix`` is not a non-empty DataFrame.
+    Notes
+    -----
+    Display only (no statistics are computed here). Not independently validated; the tests read the drawn
+    artists back (by ``gid``) and compare them with the input table exactly.
+    """
+    if not isinstance(matrix, pd.DataFrame):
+        raise TypeError(f"`matrix` must be a pandas DataFrame; got {type(matrix).__name__}.")
+    if matrix.empty:
+        raise ValueError("`matrix` is empty; nothing to plot.")
+    vals = matrix.to_numpy(dtype=float)
+    n_site, n_lang = vals.shape
+    fig = _new_figure(max(4.0, 0.7 * n_lang + 2.5), max(2.6, 0.3 * n_site + 1.6))
+    ax = fig.add_subplot()
+    finite = vals[np.isfinite(vals)]
+    vmin = float(finite.min()) if finite.size else 0.0
+    vmax = float(finite.max()) if finite.size else 1.0
+    if vmin < 0.0 < vmax:
+        norm: Normalize = TwoSlopeNorm(vcenter=0.0, vmin=vmin, vmax=vmax)
+        cmap = "RdBu_r"
+    else:
+        norm = Normalize(vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-12)
+        cmap = "Reds" if vmin >= 0.0 else "Blues_r"
+    import matplotlib as mpl
+
+    cm = mpl.colormaps[cmap].with_extremes(bad="0.8")
+    im = ax.imshow(np.ma.masked_invalid(vals), aspect="auto", cmap=cm, norm=norm, interpolation="nearest")
+    im.set_gid("heatmap")
+    ax.set_xticks(np.arange(n_lang), [str(c) for c in matrix.columns], rotation=45, ha="right")
+    ax.set_yticks(np.arange(n_site), [str(i) for i in matrix.index])
+    ax.set_xlabel("language")
+    ax.set_ylabel("site")
+    fig.colorbar(im, ax=ax, label=f"Δ {unit}")
+    if annotate is None:
+        annotate = n_site <= 16 and n_lang <= 12
+    if annotate:
+        for i in range(n_site):
+            for j in range(n_lang):
+                v = vals[i, j]
+                dark = bool(np.isfinite(v)) and abs(float(norm(v)) - 0.5) > 0.3 if cmap == "RdBu_r" else (
+                    bool(np.isfinite(v)) and float(norm(v)) > 0.6)
+                ax.text(j, i, "–" if not np.isfinite(v) else f"{v:.3g}", ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def alignment_scatter(
+    pairs: pd.DataFrame,
+    fits: pd.DataFrame,
+    *,
+    alignment_label: str = "align.boundary_f1",
+    damage_label: str = "eval.word_delta_nll",
+    title: str | None = None,
+) -> Figure:
+    """Alignment vs damage scatter with one least-squares line per language, one panel per (model, condition).
+
+    Parameters
+    ----------
+    pairs, fits : pandas.DataFrame
+        Outputs of :func:`qdstats.report.data.alignment_damage`.
+    alignment_label, damage_label : str
+        Axis labels.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Per language a scatter (``gid='points:<language>'``, offsets = (alignment, damage)) and, where the
+        slope is defined, a line (``gid='fit:<language>'``) through ``intercept + slope * x``; the legend
+        shows slope, CI and the numbers of words and sentences.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An input is not a DataFrame, lacks a column or is empty.
+    Notes
+    -----
+    Display only (no statistics are computed here). Not independently validated; the tests read the drawn
+    artists back (by ``gid``) and compare them with the input table exactly.
+    """
+    _need_columns(pairs, ["model_id", "condition", "language", "alignment", "damage"], "pairs")
+    if not isinstance(fits, pd.DataFrame):
+        raise TypeError(f"`fits` must be a pandas DataFrame; got {type(fits).__name__}.")
+    panels = _panels(pairs, ["model_id", "condition"])
+    fig = _new_figure(5.2 * len(panels), 4.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    languages = sorted(pairs["language"].unique())
+    colors = {lang: _PALETTE[i % len(_PALETTE)] for i, lang in enumerate(languages)}
+    for ax, ((model_id, cond), g) in zip(axes, panels):
+        for lang, gl in g.groupby("language", sort=True):
+            x = gl["alignment"].to_numpy(dtype=float)
+            yv = gl["damage"].to_numpy(dtype=float)
+            fit = fits[(fits["model_id"] == model_id) & (fits["condition"] == cond) & (fits["language"] == lang)]
+            label = str(lang)
+            if len(fit):
+                f = fit.iloc[0]
+                label += (f": slope {f['slope']:.3g} [{f['ci_low']:.3g}, {f['ci_high']:.3g}], "
+                          f"n={int(f['n'])} words / {int(f['n_clusters'])} sent.")
+            ax.scatter(x, yv, s=10, alpha=0.5, color=colors[lang], gid=f"points:{lang}", label=label)
+            if len(fit) and np.isfinite(fit.iloc[0]["slope"]):
+                f = fit.iloc[0]
+                xs = np.array([np.min(x), np.max(x)])
+                ax.plot(xs, f["intercept"] + f["slope"] * xs, color=colors[lang], linewidth=2.0, gid=f"fit:{lang}")
+        ax.axhline(0.0, color="0.5", linestyle=":", linewidth=1.0, gid="zero-line")
+        ax.set_xlabel(alignment_label)
+        ax.set_ylabel(damage_label)
+        ax.set_title(f"{model_id}\n{cond}", fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def premium_bars(
+    table: pd.DataFrame,
+    *,
+    reference: str | None = "eng_Latn",
+    title: str | None = None,
+) -> Figure:
+    """Tokenizer premium per language as bars with CI whiskers, one panel per tokenizer.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`qdstats.report.data.tokenizer_premiums`.
+    reference : str or None, default 'eng_Latn'
+        Reference language, drawn hatched; a dashed line marks parity (premium 1).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Bars (``gid='premium:<language>'``, height = premium), CI whiskers where the records carry a CI,
+        and a parity line at 1 (``gid='parity-line'``); tick labels show ``n``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``table`` is not a DataFrame, lacks a column or is empty.
+    Notes
+    -----
+    Display only (no statistics are computed here). Not independently validated; the tests read the drawn
+    artists back (by ``gid``) and compare them with the input table exactly.
+    """
+    _need_columns(table, ["tokenizer", "language", "value", "ci_low", "ci_high", "n"], "table")
+    panels = _panels(table, ["tokenizer"])
+    n_lang = max(len(g) for _, g in panels)
+    fig = _new_figure(max(4.0, 0.55 * n_lang + 2.0) * len(panels), 3.8)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, ((tok,), g) in zip(axes, panels):
+        g = g.sort_values("language", kind="stable")
+        x = np.arange(len(g), dtype=float)
+        v = g["value"].to_numpy(dtype=float)
+        lo = g["ci_low"].to_numpy(dtype=float)
+        hi = g["ci_high"].to_numpy(dtype=float)
+        for xi, vi, lang in zip(x, v, g["language"]):
+            is_ref = lang == reference
+            ax.bar(xi, vi, color=_REF_COLOR if is_ref else _EST_COLOR, hatch="//" if is_ref else None,
+                   edgecolor="black", linewidth=0.5, gid=f"premium:{lang}")
+        has_ci = np.isfinite(lo) & np.isfinite(hi)
+        if has_ci.any():
+            err = np.vstack([v[has_ci] - lo[has_ci], hi[has_ci] - v[has_ci]])
+            ax.errorbar(x[has_ci], v[has_ci], yerr=err, fmt="none", ecolor="black", capsize=3, gid="ci")
+        ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1.0, gid="parity-line")
+        labels = [f"{lang}{' (ref)' if lang == reference else ''}\n(n={int(n) if not pd.isna(n) else '?'})"
+                  for lang, n in zip(g["language"], g["n"])]
+        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+        ax.set_ylabel("token premium vs reference")
+        ax.set_title(str(tok), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,70 @@
+"""`qd report` through typer's CliRunner (register() on a fresh app), on SYNTHETIC record files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from qdmodels.cli.report import register
+from qdstats.records import write_parquet, write_records
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    a = typer.Typer()
+
+    @a.callback()
+    def _root() -> None:  # a group, as in the main qd app
+        pass
+
+    register(a)
+    return a
+
+
+@pytest.fixture(scope="module")
+def record_files(small_records, tmp_path_factory):
+    d = tmp_path_factory.mktemp("recs")
+    half = len(small_records) // 2
+    write_records(d / "a.jsonl", small_records[:half], mode="w")
+    write_parquet(d / "b.parquet", small_records[half:])
+    return d / "a.jsonl", d / "b.parquet"
+
+
+def test_report_command_writes_report(app, record_files, tmp_path):
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(app, ["report", *map(str, record_files), "--out", str(out), "--title", "SYNTHETIC CLI",
+                                   "--n-resamples", "99", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    assert (out / "report.html").exists() and (out / "report.md").exists()
+    assert "SYNTHETIC CLI" in (out / "report.html").read_text(encoding="utf-8")
+    assert "sections: degradation, sensitivity, alignment, tokenizer" in res.output
+    assert "omitted claims" in res.output
+
+
+def test_report_command_usage_errors_exit_2(app, record_files, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "record file(s) not found" in res.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"quantity": "eval.bits_per_bite", "value": 1}\n', encoding="utf-8")
+    res = runner.invoke(app, ["report", str(bad), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "cannot read records" in res.output and "bad.jsonl:1" in res.output
+    res = runner.invoke(app, ["report", str(record_files[0]), "--out", str(tmp_path / "o"),
+                              "--claims", str(tmp_path / "none.json")])
+    assert res.exit_code == 2 and "claims table not found" in res.output
+    res = runner.invoke(app, ["report", str(record_files[0])])
+    assert res.exit_code == 2  # --out is required
+
+
+@pytest.mark.slow
+def test_report_command_does_not_import_torch():
+    code = ("import sys; import qdmodels.cli.report, qdstats.report; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False False"
