@@ -1,0 +1,158 @@
+"""`qd sweep plan|run|status SPEC`: sweeps as resumable job sets (see docs/sweeps.md).
+
+Mount with ``app.add_typer(qdmodels.cli.sweep.app, name="sweep")``; the ``layers`` command of
+:mod:`qdmodels.cli.measure` is mounted into the same group when that module is present (:func:`register`).
+Runnable on its own: ``python -m qdmodels.cli.sweep run SPEC --out DIR``.
+Exit codes: 0 ok, 1 a failed run (any job failed), 2 usage or validation error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["app", "plan_cmd", "register", "run_cmd", "status_cmd"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Sweeps as resumable job sets: plan, run (local, process pool, Ray), status.")
+
+SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (YAML).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Sweep output directory (default runs/<spec name>).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="Worker processes (pool) or actors (ray).")]
+
+
+def _err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    except ImportError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - any other error is a failed run (exit 1)
+        _err(f"failed: {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _out(spec: Any, out: Path | None) -> Path:
+    return out if out is not None else Path("runs") / spec.name
+
+
+@app.command("plan")
+def plan_cmd(
+    spec: SpecArg,
+    workers: WorkersOpt = 1,
+    budget: Annotated[float | None, typer.Option("--budget-hours", help="Warn when the expected wall time exceeds this.")] = None,
+    out: OutOpt = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Re-measure throughput even when cached.")] = False,
+) -> None:
+    """Expected time and memory per job and in total on this machine (measures throughput once, then caches it)."""
+
+    def run() -> None:
+        from qdmodels.jobs.planner import plan
+        from qdmodels.jobs.spec import load_spec
+
+        s = load_spec(spec)
+        p = plan(s, workers=workers, budget_seconds=budget * 3600 if budget is not None else None,
+                 out=_out(s, out), refresh=refresh)
+        typer.echo(p.render())
+
+    _guard(run)
+
+
+@app.command("run")
+def run_cmd(
+    spec: SpecArg,
+    executor: Annotated[str, typer.Option("--executor", help="local, pool or ray.")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray).")] = None,
+    workers: WorkersOpt = 1,
+    out: OutOpt = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="Rerun jobs that failed before.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar and summary on stderr.")] = True,
+    job_delay: Annotated[float, typer.Option("--job-delay", hidden=True, help="Seconds to sleep before each local job (tests).")] = 0.0,
+) -> None:
+    """Run every job not yet done in --out; each job's records are written atomically; rerun to resume."""
+
+    def run() -> None:
+        from qdmodels.jobs.executors import run_sweep
+        from qdmodels.jobs.spec import load_spec
+
+        s = load_spec(spec)
+        res = run_sweep(s, _out(s, out), executor=executor, workers=workers,  # type: ignore[arg-type]
+                        address=address, retry_failed=retry_failed, progress=progress, job_delay=job_delay)
+        if not progress:
+            _err(res.summary())
+        if res.failed:
+            raise typer.Exit(1)
+
+    _guard(run)
+
+
+@app.command("status")
+def status_cmd(
+    spec: SpecArg,
+    out: OutOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every job.")] = False,
+) -> None:
+    """Done / failed / pending jobs of SPEC in --out (with each failure's error)."""
+
+    def run() -> None:
+        from qdmodels.jobs.spec import load_spec
+        from qdmodels.jobs.store import JobStore
+        from qdstats.records import FailedMeasurement
+
+        s = load_spec(spec)
+        store = JobStore(_out(s, out))
+        st = sweep_status_of(s, store)
+        c = st.counts()
+        typer.echo(f"{s.name}: {len(st.jobs)} jobs | done {c['done']} | failed {c['failed']} | pending {c['pending']}")
+        for j in st.jobs:
+            state = st.state[j.id]
+            if state == "failed":
+                recs = store.read_failed(j.id)
+                err = next((r.error for r in recs if isinstance(r, FailedMeasurement)), None)
+                msg = f"{err.error_type}: {err.message}" if err else "?"
+                typer.echo(f"  failed  {j.id[:12]}  {j.describe()}  -- {msg}")
+            elif verbose:
+                typer.echo(f"  {state:<7} {j.id[:12]}  {j.describe()}")
+
+    _guard(run)
+
+
+def sweep_status_of(spec: Any, store: Any) -> Any:
+    from qdmodels.jobs.spec import expand
+
+    return store.status(expand(spec))
+
+
+def register(main_app: typer.Typer) -> None:
+    """Mount this group as ``qd sweep``, with ``qd sweep layers`` from :mod:`qdmodels.cli.measure` if present.
+
+    Use this *instead of* mounting ``measure.sweep_app`` as ``sweep`` (two groups cannot share a name).
+    """
+    try:
+        from qdmodels.cli import measure
+
+        if not any(getattr(c, "name", None) == "layers" for c in app.registered_commands):
+            app.command("layers")(measure.sweep_layers_cmd)
+    except ImportError:  # pragma: no cover
+        pass
+    main_app.add_typer(app, name="sweep", help="Sweeps as resumable job sets (plan, run, status) and layer sweeps.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

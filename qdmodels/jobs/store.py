@@ -1,0 +1,214 @@
+"""Where a sweep keeps its results: one atomically written record file per job.
+
+Layout of ``<out>/``::
+
+    spec.json                 the validated spec (informational; never read back as truth)
+    jobs/<job_id>.jsonl       records of a finished job (written with write_records(mode='w'): temp file + rename)
+    jobs/<job_id>.failed.jsonl  FailedMeasurement record(s) of a job that raised
+    records.jsonl             all finished jobs merged, in job order (qd sweep run writes it at the end)
+
+A job is **done** when ``<job_id>.jsonl`` exists and parses as records; a torn or corrupt file (which the
+atomic rename makes impossible short of disk corruption) counts as pending and is recomputed. A job is
+**failed** when only its ``.failed.jsonl`` exists; a rerun retries it, and success removes the failure file.
+Anything else is **pending**. Because files are renamed into place only when complete, a crash (SIGKILL
+included) loses at most the jobs that were running.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from qdmodels.jobs.spec import Job, SweepSpec, canonical_json
+from qdstats.records import (
+    FailedMeasurement,
+    Measurement,
+    Record,
+    RecordFormatError,
+    atomic_write_text,
+    read_records,
+    write_records,
+)
+
+__all__ = ["JobState", "JobStore", "SweepStatus", "merge_records", "sweep_status"]
+
+JobState = Literal["done", "failed", "pending"]
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    """Done / failed / pending job ids of a sweep (in job order), with the jobs themselves."""
+
+    jobs: tuple[Job, ...]
+    state: dict[str, JobState]
+
+    def ids(self, state: JobState) -> list[str]:
+        return [j.id for j in self.jobs if self.state[j.id] == state]
+
+    @property
+    def done(self) -> list[str]:
+        return self.ids("done")
+
+    @property
+    def failed(self) -> list[str]:
+        return self.ids("failed")
+
+    @property
+    def pending(self) -> list[str]:
+        return self.ids("pending")
+
+    @property
+    def complete(self) -> bool:
+        return all(s == "done" for s in self.state.values())
+
+    def counts(self) -> dict[str, int]:
+        return {s: len(self.ids(s)) for s in ("done", "failed", "pending")}  # type: ignore[arg-type]
+
+
+@dataclass
+class JobStore:
+    """The job files of one sweep output directory.
+
+    Parameters
+    ----------
+    out : path
+        Sweep output directory (created on first write).
+    """
+
+    out: Path
+    _valid: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.out / "jobs"
+
+    def path(self, job_id: str) -> Path:
+        return self.jobs_dir / f"{job_id}.jsonl"
+
+    def failed_path(self, job_id: str) -> Path:
+        return self.jobs_dir / f"{job_id}.failed.jsonl"
+
+    def is_done(self, job_id: str) -> bool:
+        """True when the job's record file exists and every line parses as a record."""
+        p = self.path(job_id)
+        if not p.is_file():
+            return False
+        key = f"{job_id}:{p.stat().st_mtime_ns}:{p.stat().st_size}"
+        if key not in self._valid:
+            try:
+                read_records(p)
+                self._valid[key] = True
+            except (RecordFormatError, OSError, UnicodeDecodeError):
+                self._valid[key] = False
+        return self._valid[key]
+
+    def state(self, job_id: str) -> JobState:
+        if self.is_done(job_id):
+            return "done"
+        if self.failed_path(job_id).is_file():
+            return "failed"
+        return "pending"
+
+    def write_done(self, job_id: str, records: Sequence[Record]) -> Path:
+        """Write a finished job's records atomically, then drop any earlier failure file."""
+        if any(isinstance(r, FailedMeasurement) for r in records):
+            raise ValueError("`records` of a done job must not contain FailedMeasurement; use write_failed.")
+        write_records(self.path(job_id), records, mode="w")
+        self.failed_path(job_id).unlink(missing_ok=True)
+        return self.path(job_id)
+
+    def write_failed(self, job_id: str, failures: Sequence[FailedMeasurement]) -> Path:
+        """Write a failed job's FailedMeasurement record(s) atomically."""
+        write_records(self.failed_path(job_id), failures, mode="w")
+        return self.failed_path(job_id)
+
+    def read(self, job_id: str) -> list[Record]:
+        return read_records(self.path(job_id))
+
+    def read_failed(self, job_id: str) -> list[Record]:
+        return read_records(self.failed_path(job_id))
+
+    def write_spec(self, spec: SweepSpec) -> Path:
+        return atomic_write_text(self.out / "spec.json", canonical_json(spec.model_dump(mode="json")) + "\n")
+
+    def clean_temp_files(self) -> int:
+        """Remove temp files left by writes that a crash interrupted (``.<name>.*.tmp``); returns the count."""
+        n = 0
+        if self.jobs_dir.is_dir():
+            for p in self.jobs_dir.glob(".*.tmp"):
+                try:
+                    p.unlink()
+                    n += 1
+                except OSError:
+                    pass
+        return n
+
+    def status(self, jobs: Sequence[Job]) -> SweepStatus:
+        return SweepStatus(jobs=tuple(jobs), state={j.id: self.state(j.id) for j in jobs})
+
+
+def sweep_status(spec: SweepSpec, out: str | os.PathLike[str]) -> SweepStatus:
+    """Done / failed / pending jobs of ``spec`` in the output directory ``out``."""
+    from qdmodels.jobs.spec import expand
+
+    return JobStore(Path(out)).status(expand(spec))
+
+
+def merge_records(
+    spec: SweepSpec, out: str | os.PathLike[str], *, dest: str | os.PathLike[str] | None = None,
+    include_failed: bool = False,
+) -> list[Record]:
+    """Concatenate the records of all finished jobs (job order) and write them to ``dest``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out : path
+        Sweep output directory.
+    dest : path, optional
+        Record file to write atomically (default ``<out>/records.jsonl``).
+    include_failed : bool, default False
+        Also append the FailedMeasurement records of failed jobs.
+
+    Returns
+    -------
+    list of Measurement or FailedMeasurement
+
+    Raises
+    ------
+    ValueError
+        Records of one model name carry different ``ModelRef`` hashes (the weights changed between runs:
+        results from two different models must not be merged).
+    """
+    from qdmodels.jobs.spec import expand
+
+    store = JobStore(Path(out))
+    jobs = expand(spec)
+    recs: list[Record] = []
+    refs: dict[str, str] = {}
+    for j in jobs:
+        st = store.state(j.id)
+        if st == "done":
+            part = store.read(j.id)
+        elif st == "failed" and include_failed:
+            part = store.read_failed(j.id)
+        else:
+            continue
+        for r in part:
+            if isinstance(r, Measurement) and r.model is not None:
+                key = r.model.sha256 or r.model.revision or ""
+                prev = refs.setdefault(j.model.name, key)
+                if prev != key:
+                    raise ValueError(
+                        f"records of model {j.model.name!r} carry two different weight hashes ({prev[:12]}..., {key[:12]}...); "
+                        f"the model changed between runs. Move {store.jobs_dir} aside and rerun."
+                    )
+        recs.extend(part)
+    write_records(Path(dest) if dest is not None else store.out / "records.jsonl", recs, mode="w")
+    return recs
