@@ -316,8 +316,13 @@ class _Boot:
         self.reps = reps
         self.resampling = resampling
 
-    def pair_jack(self, j: int, r: int, op: str) -> np.ndarray:
-        """Jackknife values of ``op(Δ_j, Δ_r)`` (op: 'diff' or 'ratio')."""
+    def pair_jack(self, j: int, r: int, op: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Jackknife values of ``op(Δ_j, Δ_r)`` (op: 'diff' or 'ratio') and their sample labels.
+
+        Joint resampling: one delete-one-cluster jackknife (labels None). Independent resampling: the
+        two languages are independent samples, so the jackknife deletes a cluster of ``j`` (label 0)
+        or of ``r`` (label 1), and the acceleration uses the several-sample formula, as scipy does.
+        """
         f = np.subtract if op == "diff" else np.divide
         with np.errstate(invalid="ignore", divide="ignore"):
             if self.resampling == "joint":
@@ -326,8 +331,10 @@ class _Boot:
                 jr = np.where(has_r, self.jack[:, r], self.delta[r])
                 out = f(jj, jr)
                 out[~(has_j | has_r)] = np.nan
-                return out
-            return np.concatenate([f(self.jack[:, j], self.delta[r]), f(self.delta[j], self.jack[:, r])])
+                return out, None
+            m = self.jack.shape[0]
+            values = np.concatenate([f(self.jack[:, j], self.delta[r]), f(self.delta[j], self.jack[:, r])])
+            return values, np.repeat([0, 1], m)
 
 
 def _check_common(
@@ -360,17 +367,26 @@ def _language_estimate(
     jack: np.ndarray | None, kind: str, level: float, method: str, n: int, n_units: dict[str, int],
     extra_warnings: list[str], pvalue: float | None = None, statistic: float | None = None,
     alternative: str | None = None, details: dict[str, Any] | None = None,
+    jack_groups: np.ndarray | None = None, undefined_interval: str | None = None,
 ) -> LanguageEstimate:
     wc = WarningCollector()
     wc.extend(extra_warnings)
-    low, high, problems = _ci_from_distribution(
-        np.array([estimate]), reps[:, None], kind=kind, confidence_level=level,
-        jackknife=None if jack is None else jack[:, None],
-    )
-    for msg in problems:
-        wc.warn(f"{language}: " + msg.replace("[0] ", ""), DegenerateDataWarning)
+    se = _finite_se(reps)
+    if undefined_interval is not None:
+        # e.g. a single cluster: every resample is the same data, so a zero-width interval would be false precision
+        wc.warn(f"{language}: {undefined_interval}; the interval, standard error and p-value are NaN.",
+                DegenerateDataWarning)
+        low, high, se = np.array([math.nan]), np.array([math.nan]), math.nan
+        pvalue = math.nan if pvalue is not None else None
+    else:
+        low, high, problems = _ci_from_distribution(
+            np.array([estimate]), reps[:, None], kind=kind, confidence_level=level,
+            jackknife=None if jack is None else jack[:, None], jackknife_groups=jack_groups,
+        )
+        for msg in problems:
+            wc.warn(f"{language}: " + msg.replace("[0] ", ""), DegenerateDataWarning)
     n_bad = int((~np.isfinite(reps)).sum())
-    if n_bad and np.isfinite(estimate):
+    if n_bad and np.isfinite(estimate) and undefined_interval is None:
         wc.warn(f"{language}: {n_bad} bootstrap replicate(s) undefined (e.g. zero denominator) were dropped.",
                 DegenerateDataWarning)
     return LanguageEstimate(
@@ -380,7 +396,7 @@ def _language_estimate(
         alternative=alternative, n=n, n_units=n_units,
         variables=(language,) if reference is None else (language, reference),
         warnings=wc.messages, details=details or {}, language=language, reference=reference,
-        standard_error=_finite_se(reps), distribution=_readonly(reps),
+        standard_error=se, distribution=_readonly(reps),
     )
 
 
@@ -516,13 +532,12 @@ def degradation(
             results[lang] = _nan_estimate("degradation", "delta", lang, None, level, method, int(boot.n_items[j]),
                                           f"{lang}: NaN values and nan_policy='propagate': Δ is NaN.")
             continue
-        extra = []
-        if boot.n_clusters[j] < 2:
-            extra.append(f"{lang}: fewer than 2 clusters; the bootstrap interval is degenerate.")
+        undefined = (f"only {int(boot.n_clusters[j])} cluster(s) with data; a cluster bootstrap needs at least 2"
+                     if boot.n_clusters[j] < 2 else None)
         results[lang] = _language_estimate(
             test="degradation", name="delta", language=lang, reference=None, estimate=boot.delta[j],
             reps=boot.reps[:, j], jack=boot.jack[:, j], kind=kind, level=level, method=method,
-            n=int(boot.n_items[j]), n_units=n_units, extra_warnings=extra,
+            n=int(boot.n_items[j]), n_units=n_units, extra_warnings=[], undefined_interval=undefined,
         )
     return DisparityResult(
         measure="degradation", reference=None, resampling=resampling, cluster=cluster, kind=kind,
@@ -573,6 +588,15 @@ def _pair_table(
                 "unbounded and is refused. Report diff_in_diff(...) instead, or choose a reference whose "
                 "degradation is clearly non-zero."
             )
+        ref_reps = boot.reps[:, r]
+        n_flip = int(np.sum(np.isfinite(ref_reps) & (np.sign(ref_reps) != np.sign(boot.delta[r]))))
+        if n_flip:
+            wc.warn(
+                f"{n_flip} of {len(ref_reps)} bootstrap replicates of Δ_ref ({reference}) are zero or of the opposite "
+                f"sign to Δ_ref = {boot.delta[r]:.6g}; in those resamples the ratio is unbounded or changes sign, so "
+                "the ratio intervals are unreliable (Fieller). Prefer diff_in_diff(...).",
+                DegenerateDataWarning,
+            )
     f = np.subtract if op == "diff" else np.divide
     name = "did" if op == "diff" else "ratio"
     perm_joint = None
@@ -614,11 +638,15 @@ def _pair_table(
             details.update(perm_details)
             if note:
                 extra.append(f"{lang}: {note}")
+        jack, jack_groups = boot.pair_jack(j, r, op)
+        n_c = min(int(boot.n_clusters[j]), int(boot.n_clusters[r]))
+        undefined = (f"only {n_c} cluster(s) with data in {lang} or {reference}; a cluster bootstrap needs at least 2"
+                     if n_c < 2 else None)
         results[lang] = _language_estimate(
             test=measure, name=name, language=lang, reference=reference, estimate=est, reps=reps,
-            jack=boot.pair_jack(j, r, op), kind=kind, level=level, method=method, n=int(boot.n_items[j]),
+            jack=jack, jack_groups=jack_groups, kind=kind, level=level, method=method, n=int(boot.n_items[j]),
             n_units=n_units, extra_warnings=extra, pvalue=pval, statistic=stat,
-            alternative=alternative if permutation else None, details=details,
+            alternative=alternative if permutation else None, details=details, undefined_interval=undefined,
         )
     return DisparityResult(
         measure=measure, reference=reference, resampling=resampling, cluster=cluster, kind=kind,
@@ -751,14 +779,15 @@ def disparity_ratio(
     SmallSampleWarning
         Fewer than 10 languages.
     DegenerateDataWarning
-        Undefined replicates (Δ*_ref = 0 in a resample) or interval.
+        Undefined replicates (Δ*_ref = 0 in a resample) or interval; bootstrap replicates of Δ_ref that are
+        zero or of the opposite sign (table ``warnings``: the ratio intervals are then unreliable).
 
     Notes
     -----
     A ratio whose denominator may be 0 has no finite CI (Fieller 1954); the refusal rule makes the
     user switch to :func:`diff_in_diff`. Joint resampling computes numerator and denominator on the
     same resampled items; BCa uses the joint delete-one-cluster jackknife (independent: the
-    two-sample jackknife, as scipy does for several samples).
+    two-sample jackknife with scipy's several-sample acceleration formula).
     Validated against: closed form of the point estimate (rtol 1e-12); interval not
     independently validated beyond the shared cluster-bootstrap engine.
 

@@ -182,18 +182,34 @@ def _iter_cluster_weights(
         yield w
 
 
-def _jackknife_acceleration(jack: np.ndarray) -> np.ndarray:
+def _jackknife_acceleration(jack: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """BCa acceleration from jackknife replicates, shape ``(m, K)`` -> ``(K,)`` (Efron 1987, eq. 6.6).
 
     NaN entries mark clusters that do not enter statistic ``k`` (e.g. a language without that item)
-    and are ignored.
+    and are ignored. ``groups`` (length ``m``) labels the rows by independent sample when the statistic
+    depends on several independently resampled samples; the acceleration is then the several-sample
+    formula :func:`scipy.stats.bootstrap` uses (Efron & Tibshirani 1993, eq. 15.36 generalized): with
+    ``U_gi = (n_g - 1) (mean_g - jack_gi)``, ``a = sum_g sum_i U_gi**3 / n_g**3 / (6 (sum_g sum_i
+    U_gi**2 / n_g**2) ** 1.5)``. With one group both formulas coincide.
     """
+    jack = np.asarray(jack, dtype=np.float64)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns -> NaN, reported by the caller
-        u = np.nanmean(jack, axis=0, keepdims=True) - jack
-        num = np.nansum(u**3, axis=0)
-        den = 6.0 * np.nansum(u**2, axis=0) ** 1.5
-        return num / den
+        if groups is None:
+            u = np.nanmean(jack, axis=0, keepdims=True) - jack
+            num = np.nansum(u**3, axis=0)
+            den = 6.0 * np.nansum(u**2, axis=0) ** 1.5
+            return num / den
+        groups = np.asarray(groups)
+        num = np.zeros(jack.shape[1])
+        den = np.zeros(jack.shape[1])
+        for g in np.unique(groups):
+            block = jack[groups == g]
+            n_g = np.sum(np.isfinite(block), axis=0).astype(np.float64)
+            u = (n_g - 1.0) * (np.nanmean(block, axis=0, keepdims=True) - block)
+            num += np.where(n_g > 0, np.nansum(u**3, axis=0) / n_g**3, 0.0)
+            den += np.where(n_g > 0, np.nansum(u**2, axis=0) / n_g**2, 0.0)
+        return num / (6.0 * den**1.5)
 
 
 def _ci_from_distribution(
@@ -203,6 +219,7 @@ def _ci_from_distribution(
     kind: str,
     confidence_level: float,
     jackknife: np.ndarray | None = None,
+    jackknife_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Two-sided bootstrap intervals for ``K`` statistics at once.
 
@@ -212,6 +229,8 @@ def _ci_from_distribution(
     dist : (B, K) bootstrap replicates (NaN replicates are dropped per column).
     kind : 'percentile' | 'basic' | 'bca'.
     jackknife : (m, K) jackknife replicates; required for 'bca'.
+    jackknife_groups : (m,) sample label of each jackknife row when several independent samples enter the
+        statistic (see :func:`_jackknife_acceleration`); None for one sample.
 
     Returns
     -------
@@ -235,7 +254,9 @@ def _ci_from_distribution(
     if kind == "bca":
         if jackknife is None:
             raise ValueError("internal: BCa needs jackknife replicates")
-        accel = _jackknife_acceleration(np.asarray(jackknife, dtype=np.float64).reshape(jackknife.shape[0], -1))
+        accel = _jackknife_acceleration(
+            np.asarray(jackknife, dtype=np.float64).reshape(jackknife.shape[0], -1), jackknife_groups
+        )
     for k in range(k_stats):
         col = dist[:, k]
         col = col[np.isfinite(col)]
@@ -562,7 +583,8 @@ def cluster_bootstrap_ci(
     Warns
     -----
     DegenerateDataWarning
-        Undefined BCa interval or zero-spread replicates; copied into ``result.warnings``.
+        Undefined BCa interval, zero-spread replicates, or undefined (NaN) replicates that were dropped;
+        copied into ``result.warnings``.
     SmallSampleWarning
         Fewer than 10 clusters: cluster-bootstrap intervals are known to under-cover.
 
@@ -695,6 +717,11 @@ def cluster_bootstrap_ci(
     )
     for p in problems:
         wc.warn(p.replace("[0] ", ""), DegenerateDataWarning)
+    n_bad = int((~np.isfinite(reps)).sum())
+    if n_bad and math.isfinite(theta_hat):
+        wc.warn(f"{n_bad} of {len(reps)} bootstrap replicate(s) are undefined (NaN/inf statistic on a resample) and "
+                "were dropped; the interval rests on the remaining replicates and may be biased.",
+                DegenerateDataWarning)
     finite_reps = reps[np.isfinite(reps)]
     if finite_reps.size and np.ptp(finite_reps) == 0:
         wc.warn("bootstrap replicates have zero spread (e.g. constant data or a statistic that does not vary "
@@ -965,9 +992,9 @@ def permutation_test_two_groups(
     check_option(alternative, "alternative", ALTERNATIVES)
     n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
     gen = _as_generator(rng)
+    if isinstance(statistic, str):  # before _resolve_statistic, so the message lists the two-sample names
+        check_option(statistic, "statistic", ("mean_diff", "median_diff"))
     name, fn = _resolve_statistic(statistic, 2)
-    if isinstance(statistic, str) and statistic not in ("mean_diff", "median_diff"):
-        raise ValueError(f"`statistic` must be 'mean_diff', 'median_diff' or a callable; got {statistic!r}.")
     wc = WarningCollector()
     samples = []
     has_nan = False

@@ -30,6 +30,7 @@ from qdstats._validation import (
     UnknownNameError,
     WarningCollector,
     check_confidence_level,
+    check_int,
     check_option,
     did_you_mean,
 )
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 MIN_GROUPS_MIXED = 5
+#: ``method`` names accepted by statsmodels ``MixedLM.fit`` (through ``LikelihoodModel.fit``).
+MIXEDLM_OPTIMIZERS: tuple[str, ...] = ("bfgs", "lbfgs", "powell", "cg", "ncg", "nm", "newton", "basinhopping",
+                                       "minimize")
 # lme4's isSingular() flags a relative Cholesky factor entry below 1e-4; lme4's bounded optimizer
 # lands exactly on 0, while statsmodels (sqrt parametrisation, unbounded optimizers) only approaches
 # it (sd ratios ~1e-4 seen), so the threshold here is a relative sd of 1e-3 (variance ratio 1e-6).
@@ -535,6 +539,7 @@ def mixed_slope(
     variance_components: Mapping[str, str] | None = None,
     reml: bool = True,
     confidence_level: float = 0.95,
+    alternative: Alternative = "two-sided",
     nan_policy: NanPolicy = "raise",
     optimizer: str | Sequence[str] = ("bfgs", "powell"),
     maxiter: int = 2000,
@@ -563,6 +568,9 @@ def mixed_slope(
         REML (default) or ML estimation.
     confidence_level : float, default 0.95
         Level of the Wald interval of the slope.
+    alternative : {'two-sided', 'less', 'greater'}, default 'two-sided'
+        Alternative for the Wald p-value of the slope; one-sided alternatives also give one-sided
+        intervals (``[low, inf)`` for ``'greater'``, ``(-inf, high]`` for ``'less'``), as :func:`corr` does.
     nan_policy : {'raise', 'omit', 'propagate'}, default 'raise'
     optimizer : str or sequence of str, default ('bfgs', 'powell')
         statsmodels ``fit(method=...)`` optimizers; each is run separately and the fit with the highest
@@ -634,6 +642,13 @@ def mixed_slope(
 
     data = _need_frame(data)
     level = check_confidence_level(confidence_level)
+    check_option(alternative, "alternative", ALTERNATIVES)
+    methods = [optimizer] if isinstance(optimizer, str) else list(optimizer)
+    if not methods:
+        raise ValueError("`optimizer` must name at least one statsmodels optimizer; got an empty sequence.")
+    for m in methods:
+        check_option(m, "optimizer", MIXEDLM_OPTIMIZERS)
+    maxiter = check_int(maxiter, "maxiter", minimum=1)
     if isinstance(covariates, str):
         covariates = (covariates,)
     covariates = tuple(covariates)
@@ -664,7 +679,7 @@ def mixed_slope(
             ci=ConfidenceInterval(low=math.nan, high=math.nan, level=level, method=method_ci), n=n,
             warnings=wc.messages, fixed_effects={}, fixed_effects_se={}, random_effects={}, n_groups=n_groups,
             converged=False, boundary=False, singular=False, reml=bool(reml), log_likelihood=math.nan,
-            optimizer=str(optimizer),
+            optimizer=",".join(methods), alternative=alternative,
         )
     if n_groups < 2:
         raise ValueError(f"`group` column {group!r} must have at least 2 groups for a mixed model; got {n_groups}.")
@@ -688,9 +703,6 @@ def mixed_slope(
         internal[f"_vc{i}"] = frame[f"variance_components[{name!r}]"].astype(str).to_numpy()
         vc_formula[name] = f"0 + C(_vc{i})"
     formula = "_y ~ " + " + ".join(["_x"] + [f"_c{i}" for i in range(len(covariates))])
-    methods = [optimizer] if isinstance(optimizer, str) else list(optimizer)
-    if not methods:
-        raise ValueError("`optimizer` must name at least one statsmodels optimizer; got an empty sequence.")
     model = MixedLM.from_formula(formula, data=internal, groups="_g", re_formula="1 + _x" if random_slope else "1",
                                  vc_formula=vc_formula or None)
     best: Any = None
@@ -758,15 +770,27 @@ def mixed_slope(
     elif singular:
         wc.warn("singular fit: the random-effects covariance is singular (correlation ~ +/-1).", DegenerateDataWarning)
     slope, se = float(fe[1]), float(bse[1])
-    zq = float(stats.norm.ppf(0.5 + level / 2.0))
     zstat = slope / se if se > 0 else math.nan
-    p = float(2.0 * stats.norm.sf(abs(zstat))) if math.isfinite(zstat) else math.nan
+    if alternative == "two-sided":
+        zq = float(stats.norm.ppf(0.5 + level / 2.0))
+        ci_low, ci_high = slope - zq * se, slope + zq * se
+        p = float(2.0 * stats.norm.sf(abs(zstat))) if math.isfinite(zstat) else math.nan
+    else:
+        zq = float(stats.norm.ppf(level))
+        if alternative == "greater":
+            ci_low, ci_high = slope - zq * se, math.inf
+            p = float(stats.norm.sf(zstat)) if math.isfinite(zstat) else math.nan
+        else:
+            ci_low, ci_high = -math.inf, slope + zq * se
+            p = float(stats.norm.cdf(zstat)) if math.isfinite(zstat) else math.nan
+        if not math.isfinite(se):
+            ci_low = ci_high = math.nan
     if not math.isfinite(se):
         wc.warn("the slope's standard error is not finite (Hessian not positive definite).", DegenerateDataWarning)
     return MixedModelResult(
         test="mixedlm-slope", estimate_name="slope", estimate=slope,
-        ci=ConfidenceInterval(low=slope - zq * se, high=slope + zq * se, level=level, method=method_ci),
-        statistic_name="z", statistic=zstat, pvalue=p, alternative="two-sided", n=n,
+        ci=ConfidenceInterval(low=ci_low, high=ci_high, level=level, method=method_ci),
+        statistic_name="z", statistic=zstat, pvalue=p, alternative=alternative, n=n,
         n_units={"observations": n, "groups": n_groups}, variables=(outcome, predictor), covariates=covariates,
         warnings=wc.messages,
         details={"formula": f"{outcome} ~ {' + '.join([predictor, *covariates])} + "

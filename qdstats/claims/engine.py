@@ -44,7 +44,7 @@ from qdstats.claims.spec import (
     load_specs,
     spec_files,
 )
-from qdstats.claims.tests_builtin import match_values
+from qdstats.claims.tests_builtin import _filter_model, match_values
 from qdstats.records import (
     FailedMeasurement,
     Measurement,
@@ -118,9 +118,9 @@ class ClaimRow(BaseModel):
     n: int | None = Field(default=None, description="Units of analysis used by the test.")
     n_units: dict[str, int] = Field(default_factory=dict, description="Counts per level (items, languages...).")
     n_records: int = Field(default=0, description="Selected records (all roles).")
-    n_languages: int = 0
-    n_models: int = 0
-    n_items: int = 0
+    n_languages: int = Field(default=0, description="Distinct languages in the evidence the test used (see _evidence_scope).")
+    n_models: int = Field(default=0, description="Distinct models in the evidence the test used (see _evidence_scope).")
+    n_items: int = Field(default=0, description="Distinct items in the evidence the test used (see _evidence_scope).")
     estimate_name: str | None = None
     estimate: float | None = None
     statistic_name: str | None = None
@@ -399,6 +399,30 @@ def _evidence_from_records(df: pd.DataFrame) -> str:
     return found
 
 
+def _evidence_scope(data: pd.DataFrame, params: Any) -> pd.DataFrame:
+    """The selected records narrowed to what the test's parameters restrict it to.
+
+    Specs often select every model and language and let a parameter pick one (``params.model``,
+    ``params.language``, ``params.target`` with its ``params.reference``; ``for_each`` expands them), so
+    counting models and languages over the *selection* would credit a single-model or single-language
+    claim with evidence it did not use and skip the ``single_model`` / ``few_languages`` grade rules.
+    """
+    df = data
+    model = getattr(params, "model", None)
+    if isinstance(model, str):
+        try:
+            df = _filter_model(df, model)
+        except InsufficientDataError:
+            return df.iloc[0:0]
+    langs = {v for v in (getattr(params, "language", None), getattr(params, "target", None)) if isinstance(v, str)}
+    if langs and "language" in df.columns:
+        ref = getattr(params, "reference", None)
+        if isinstance(ref, str):
+            langs.add(ref)
+        df = df[df["language"].isin(langs)]
+    return df
+
+
 # ----------------------------------------------------------------------------- build
 def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
     """Select, test and describe one claim (never raises)."""
@@ -424,7 +448,7 @@ def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
         out["data_hash"] = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
         out["n_records"] = len(data)
         for col, name in (("language", "n_languages"), ("model.model_id", "n_models"), ("item_id", "n_items")):
-            out[name] = int(data[col].nunique()) if col in data.columns else 0
+            out[name] = int(data[col].nunique()) if col in data.columns else 0  # refined below once params are valid
         spec_ev = spec.evidence
         rec_ev = _evidence_from_records(data) if len(data) else "measured"
         out["evidence"] = max(spec_ev, rec_ev, key=_EVIDENCE_ORDER.index)
@@ -441,6 +465,9 @@ def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
                            unit_of_analysis=spec.unit_of_analysis, covariates=tuple(spec.covariates),
                            n_resamples=spec.n_resamples, seed=spec.seed)
         params = test.validate_params(spec.params)
+        scope = _evidence_scope(data, params)
+        for col, name in (("language", "n_languages"), ("model.model_id", "n_models"), ("item_id", "n_items")):
+            out[name] = int(scope[col].nunique()) if col in scope.columns else 0
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = test(data, params, ctx)

@@ -45,7 +45,8 @@ class GradeInput:
     n : int
         Units of analysis used by the test (``result.n``).
     n_languages, n_models : int
-        Distinct languages and models among the selected records.
+        Distinct languages and models in the evidence the test used: the selected records narrowed by the
+        test's ``model`` / ``language`` / ``target`` (+ ``reference``) parameters (engine ``_evidence_scope``).
     details : dict
         ``result.details`` (mixed-model fit flags ``singular``/``boundary``/``converged``, ``max_vif``).
     warnings : tuple of str
@@ -104,10 +105,10 @@ def _max_vif(inp: GradeInput) -> float:
 
 
 RULES: tuple[GradeRule, ...] = (
-    GradeRule("few_languages", 1, f"fewer than {LANGUAGE_THRESHOLD} distinct languages in the selected records",
+    GradeRule("few_languages", 1, f"fewer than {LANGUAGE_THRESHOLD} distinct languages in the evidence the test used",
               "cross-language generalization rests on few languages (seed-audit §7.5)",
               lambda i: i.n_languages < LANGUAGE_THRESHOLD),
-    GradeRule("single_model", 1, "a single model among the selected records",
+    GradeRule("single_model", 1, "a single model in the evidence the test used",
               "a model-specific result may not generalize (seed-audit §7.4)",
               lambda i: i.n_models <= 1),
     GradeRule("small_n", 1, f"fewer than {SMALL_N_THRESHOLD} units of analysis (result n)",

@@ -961,5 +961,8 @@ def did_trend(data: pd.DataFrame, p: TrendParams, ctx: ClaimContext) -> StatResu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = corr(xs, dd, method=p.method, alternative=ctx.alternative, confidence_level=ctx.confidence_level)
+        if ctx.alternative != "two-sided":  # CIs are two-sided in claims tables (as in _corr_test)
+            two = corr(xs, dd, method=p.method, confidence_level=ctx.confidence_level)
+            res = res.model_copy(update={"ci": two.ci, "fisher_z_se": two.fisher_z_se})
     return res.model_copy(update={"test": "did_trend", "n_units": {"levels": len(rows)},
                                   "details": {**res.details, "levels": lv.tolist(), "did": dd.tolist()}})

@@ -62,6 +62,13 @@ def _dump_line(rec: Record) -> bytes:
     return (rec.model_dump_json() + "\n").encode("utf-8")
 
 
+def _default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (0o666 minus the umask); mkstemp files are 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str | bytes) -> Path:
     """Write ``text`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
     path = Path(path)
@@ -73,6 +80,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str | bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -251,6 +259,7 @@ def write_parquet(path: str | os.PathLike[str], records: Sequence[Record]) -> Pa
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -239,6 +239,23 @@ def test_bca_constant_differences_nan_with_warning():
     assert any("BCa interval undefined" in w for w in res["heb_Hebr"].warnings)
 
 
+def test_single_cluster_gives_nan_interval_with_warning():
+    """All items in one document: the estimate is defined, its cluster-bootstrap interval is not (NaN + warning)."""
+    df = make_parallel(n_items=12)
+    df["doc"] = 0
+    with pytest.warns(DegenerateDataWarning, match="cluster"):
+        deg = quiet(degradation, df, cluster="doc", n_resamples=99, rng=0)
+    sub = df[df.language == "heb_Hebr"]
+    assert_allclose(deg["heb_Hebr"].estimate, np.mean(sub["compressed"] - sub["full"]), rtol=1e-12)
+    assert math.isnan(deg["heb_Hebr"].ci.low) and math.isnan(deg["heb_Hebr"].ci.high)
+    assert math.isnan(deg["heb_Hebr"].standard_error)
+    assert any("needs at least 2" in w for w in deg["heb_Hebr"].warnings)
+    with pytest.warns(DegenerateDataWarning, match="cluster"):
+        did = quiet(diff_in_diff, df, reference="eng_Latn", cluster="doc", n_resamples=99, rng=0)
+    assert np.isfinite(did["heb_Hebr"].estimate)
+    assert math.isnan(did["heb_Hebr"].ci.low) and math.isnan(did["heb_Hebr"].pvalue)
+
+
 def test_serialization_roundtrip():
     res = quiet(diff_in_diff, make_parallel(n_items=12), reference="eng_Latn", n_resamples=99, rng=0)
     back = DisparityResult.model_validate_json(res.model_dump_json())
@@ -337,3 +354,57 @@ def test_degradation_document_cluster_coverage_vs_naive():
             hit_n += res_n["heb_Hebr"].ci.contains(0.2)
     assert 0.93 <= hit_c / 1000 <= 0.97, hit_c / 1000
     assert hit_n / 1000 < 0.90, hit_n / 1000
+
+
+@pytest.mark.parametrize("measure", ["diff_in_diff", "disparity_ratio"])
+def test_independent_bca_acceleration_matches_scipy_several_sample_formula(measure):
+    """Regression (review): with ``resampling='independent'`` the BCa acceleration pooled the two
+    jackknife blocks around one mean, while scipy (whose formula the docstring cites) centres each
+    sample's jackknife on its own mean and scales by n_j; with unequal n the CIs differed (~3e-4
+    relative here). Oracle: scipy 1.17 ``scipy.stats._resampling._bca_interval`` (private; it returns
+    the BCa percentiles and a_hat) fed OUR bootstrap replicates, so the only difference left is the
+    interval arithmetic: rtol 1e-10 (same formula, same quantile interpolation)."""
+    from scipy.stats._resampling import _bca_interval
+
+    rng = np.random.default_rng(5)
+    na, nb = 12, 40
+    a, b = rng.exponential(1.0, na) + 0.5, rng.exponential(0.3, nb) + 0.2  # skewed: a != 0 matters
+    df = pd.DataFrame({"language": ["heb_Hebr"] * na + ["eng_Latn"] * nb,
+                       "item_id": [f"h{i}" for i in range(na)] + [f"e{i}" for i in range(nb)],
+                       "full": 0.0, "compressed": np.r_[a, b]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if measure == "diff_in_diff":
+            res = diff_in_diff(df, reference="eng_Latn", resampling="independent", kind="bca", n_resamples=4999,
+                               rng=3, permutation=False)["heb_Hebr"]
+
+            def stat(x, y, axis=-1):
+                return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+        else:
+            res = disparity_ratio(df, reference="eng_Latn", resampling="independent", kind="bca", n_resamples=4999,
+                                  rng=3)["heb_Hebr"]
+
+            def stat(x, y, axis=-1):
+                return np.mean(x, axis=axis) / np.mean(y, axis=axis)
+    reps = res.distribution
+    a1, a2, _ = _bca_interval((a, b), stat, axis=-1, alpha=0.025, theta_hat_b=reps[None, :], batch=None, xp=np)
+    expected = np.quantile(reps, [float(np.squeeze(a1)), float(np.squeeze(a2))])
+    assert_allclose([res.ci.low, res.ci.high], expected, rtol=1e-10)
+
+
+def test_ratio_warns_when_reference_replicates_cross_zero():
+    """Regression (review): a reference CI that just excludes 0 still leaves bootstrap replicates of
+    Δ_ref on the other side of 0, where Δ_l/Δ*_ref explodes or flips sign and drags the ratio's
+    percentiles (Fieller 1954); that was silent. Closed form of the count: the replicates are in
+    ``distribution`` of the reference's degradation with the same seed (joint engine, same draws)."""
+    shifts = {"eng_Latn": 0.0045, "heb_Hebr": 0.05}
+    df = make_parallel(n_items=60, shifts=shifts, seed=1, item_sd=0.0, noise=0.01)
+    ref_dist = quiet(degradation, df, kind="percentile", n_resamples=2000, rng=2)["eng_Latn"]
+    assert ref_dist.ci.low > 0.0  # the refusal rule does not fire ...
+    n_flip = int(np.sum(ref_dist.distribution <= 0.0))
+    assert n_flip > 0  # ... yet some replicates cross 0 (data chosen so)
+    with pytest.warns(DegenerateDataWarning, match="opposite sign"):
+        res = quiet(disparity_ratio, df, reference="eng_Latn", kind="percentile", n_resamples=2000, rng=2)
+    assert any(w.startswith(f"{n_flip} of 2000 bootstrap replicates of Δ_ref") for w in res.warnings)
+    clean = make_parallel(n_items=60, shifts={"eng_Latn": 0.05, "heb_Hebr": 0.1}, seed=1, item_sd=0.0, noise=0.01)
+    assert not any("opposite sign" in w for w in quiet(disparity_ratio, clean, n_resamples=999, rng=2).warnings)

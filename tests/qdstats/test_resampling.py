@@ -366,5 +366,25 @@ def test_two_group_permutation_median_and_callable():
                                        alternative="greater", rng=0)
     res3 = permutation_test_two_groups(a, b, alternative="greater", rng=0)
     assert res2.pvalue == res3.pvalue
-    with pytest.raises(ValueError, match="`statistic`"):
+    # the message lists the allowed two-sample names (review: it used to say only "needs 1 sample(s)")
+    with pytest.raises(ValueError, match=r"`statistic` must be one of \{'mean_diff', 'median_diff'\}; got 'mean'"):
         permutation_test_two_groups(a, b, statistic="mean")
+
+
+def test_cluster_bootstrap_reports_dropped_undefined_replicates():
+    """Regression (review): NaN replicates of a callable statistic were dropped silently before the
+    quantiles; the count must be reported (warning AND result.warnings). Closed form: the statistic is
+    NaN exactly on resamples that miss cluster 0, i.e. with probability (1 - 1/G)**G = 0.3487 for G = 10."""
+    values = np.r_[100.0, np.arange(1.0, 10.0)]
+    clusters = np.arange(10)
+
+    def needs_first(v, ids):
+        return float(np.mean(v)) if (v == 100.0).any() else math.nan
+
+    with pytest.warns(DegenerateDataWarning, match="bootstrap replicate"):
+        res = cluster_bootstrap_ci(values, clusters, statistic=needs_first, kind="percentile", n_resamples=2000,
+                                   rng=0)
+    n_bad = int(np.isnan(res.distribution).sum())
+    assert 0.30 < n_bad / 2000 < 0.40  # binomial(2000, 0.3487): sd 0.011, so +/- 4.5 sd
+    assert any(f"{n_bad} of 2000 bootstrap replicate(s) are undefined" in w for w in res.warnings)
+    assert np.isfinite(res.ci.low) and np.isfinite(res.ci.high)

@@ -216,3 +216,43 @@ def test_mixed_slope_few_groups_nonconvergence_and_errors():
         mixed_slope(df.assign(x2=2 * df.x), outcome="y", predictor="x", covariates=["x2"])
     with pytest.raises(ValueError, match="at least 2 groups"):
         mixed_slope(df[df.language == "l00"], outcome="y", predictor="x")
+
+
+def test_mixed_slope_validates_optimizer_and_maxiter():
+    """Regression (review): an unknown optimizer reached statsmodels and surfaced as 'MixedLM failed with
+    every optimizer', and a bad ``maxiter`` was not checked; both now name the parameter."""
+    df = pd.DataFrame({"language": np.repeat(["a", "b", "c"], 4), "x": np.arange(12.0),
+                       "y": np.arange(12.0) % 5})
+    with pytest.raises(ValueError, match=r"`optimizer` must be one of .*got 'bfgss'. Did you mean 'bfgs'"):
+        mixed_slope(df, outcome="y", predictor="x", optimizer="bfgss")
+    with pytest.raises(ValueError, match=r"`optimizer` must be one of"):
+        mixed_slope(df, outcome="y", predictor="x", optimizer=("bfgs", "simplex"))
+    with pytest.raises(TypeError, match=r"`maxiter` must be an integer"):
+        mixed_slope(df, outcome="y", predictor="x", maxiter=10.5)
+    with pytest.raises(ValueError, match=r"`maxiter` must be >= 1"):
+        mixed_slope(df, outcome="y", predictor="x", maxiter=0)
+
+
+def test_mixed_slope_one_sided_alternative():
+    """Regression (review): mixed_slope had no ``alternative`` (every other inferential function has one);
+    one-sided claims re-derived p by hand. Closed form from the same Wald z and SE (rtol 1e-12): p_greater
+    = 1 - Phi(z), p_less = Phi(z); one-sided CI bound slope -/+ Phi^-1(level) * SE, the other bound infinite."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(8), 15)
+    x = rng.normal(size=g.size)
+    df = pd.DataFrame({"language": g, "x": x, "y": 0.3 * x + rng.normal(size=8)[g] + rng.normal(size=g.size)})
+    two = mixed_slope(df, outcome="y", predictor="x")
+    gt = mixed_slope(df, outcome="y", predictor="x", alternative="greater")
+    lt = mixed_slope(df, outcome="y", predictor="x", alternative="less")
+    se, z = two.fixed_effects_se["x"], two.statistic
+    assert gt.estimate == two.estimate and gt.statistic == z
+    assert_allclose([gt.pvalue, lt.pvalue], [norm.sf(z), norm.cdf(z)], rtol=1e-12)
+    assert_allclose(two.pvalue, 2 * min(gt.pvalue, lt.pvalue), rtol=1e-12)
+    assert_allclose(gt.ci.low, two.estimate - norm.ppf(0.95) * se, rtol=1e-12)
+    assert gt.ci.high == math.inf and lt.ci.low == -math.inf
+    assert_allclose(lt.ci.high, two.estimate + norm.ppf(0.95) * se, rtol=1e-12)
+    assert (gt.alternative, lt.alternative, two.alternative) == ("greater", "less", "two-sided")
+    with pytest.raises(ValueError, match=r"`alternative` must be one of .*Did you mean 'greater'"):
+        mixed_slope(df, outcome="y", predictor="x", alternative="greatr")

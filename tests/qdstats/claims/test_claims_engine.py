@@ -39,7 +39,8 @@ def test_planted_did_is_supported(table):
     assert row.verdict == "supported"
     assert row.ci_low < 0.1 < row.ci_high  # seeded draw; estimate within 4 SE (SE ~ 0.008) of the planted 0.1
     assert abs(row.estimate - 0.1) < 0.032
-    assert row.n == 80 and row.n_languages == 8 and row.n_models == 1
+    # the evidence of a target-vs-reference DiD is two languages (the 8 selected ones are in n_units)
+    assert row.n == 80 and row.n_languages == 2 and row.n_models == 1 and row.n_units["languages"] == 8
 
 
 def test_nulls_are_never_supported(table):
@@ -185,6 +186,46 @@ def test_requires_levels_runs_trend_with_three_sizes():
     assert row.verdict != "insufficient_data", row.message
     assert row.n == 4 and row.estimate == pytest.approx(-1.0)  # Spearman of a strictly decreasing trend
     assert row.details["gate_group"] == "fam"
+
+
+def test_did_trend_one_sided_claim_reports_the_two_sided_ci():
+    """Regression (review): with ``alternative: less`` did_trend returned corr's one-sided interval
+    ``[-1, upper]`` while every other test (and docs/claims-engine.md) reports two-sided CIs; the decision
+    rule then judged this one claim on a one-sided bound. Oracle: corr() two-sided on the same 4 points."""
+    from qdstats.correlation import corr
+
+    recs = []
+    for i, size in enumerate((1e6, 1e7, 1e8, 1e9)):
+        recs += bpb_records(effects={"eng_Latn": 0.0, "heb_Hebr": 0.2 - 0.04 * i}, n_items=10, seed=i, noise=0.02,
+                            model=model_ref(f"m{i}", n_params=int(size), family="fam"))
+    base = _h5_spec()
+    params = {**base.params, "then_params": {**base.params["then_params"], "method": "pearson"}}
+    spec = ClaimSpec.model_validate({**base.model_dump(), "alternative": "less", "params": params})
+    row = build_claims_table([spec], recs).rows[0]
+    assert row.verdict != "insufficient_data", row.message
+    levels, did = np.log10(row.details["levels"]), row.details["did"]
+    two = corr(levels, did, method="pearson")
+    one = corr(levels, did, method="pearson", alternative="less")
+    assert row.ci_low == pytest.approx(two.ci.low, rel=1e-12) and row.ci_high == pytest.approx(two.ci.high, rel=1e-12)
+    assert row.ci_low > -1.0  # not the one-sided [-1, upper] interval
+    assert row.p == pytest.approx(one.pvalue, rel=1e-12)  # the p-value follows the claim's direction
+
+
+def test_grade_counts_models_and_languages_the_test_used():
+    """Regression (review): the seed specs select every model and language and pick one with
+    ``params.model`` / ``params.target`` (for_each), but the grade counted models and languages over the
+    whole selection, so a single-model claim escaped ``single_model``. Counts now follow the test's
+    parameters: 1 model and 2 languages (target + reference) here, with 3 models x 4 languages selected."""
+    recs = []
+    for i in range(3):
+        recs += bpb_records(effects={"eng_Latn": 0.0, "heb_Hebr": 0.1, "arb_Arab": 0.0, "deu_Latn": 0.0},
+                            n_items=30, seed=i, model=model_ref(f"m{i}"))
+    d = spec_dict(decision={"alpha": 0.05, "min_n": 20})
+    d["params"] = {**d["params"], "model": "m1"}
+    row = build_claims_table([ClaimSpec.model_validate(d)], recs).rows[0]
+    assert (row.n_models, row.n_languages, row.n_items) == (1, 2, 30)
+    assert "single_model" in row.grade_reasons and "few_languages" in row.grade_reasons
+    assert row.n_records == 3 * 4 * 30 * 2  # the selection itself is unchanged (and hashed as before)
 
 
 def test_data_hash_tracks_selected_records_only(planted):

@@ -24,10 +24,11 @@ def _fast(specs, **extra):
 def test_h1_seed_spec_on_synthetic_sweep():
     specs = [s for s in load_specs(ROOT / "analyses" / "claims" / "H1_int4.yaml") if s.params["model"] == "llama"]
     effects = {lang: (0.08 if lang == "heb_Hebr" else 0.0) for lang in LANGS}
+    scheme = specs[0].params["treatment"]["scheme"]  # follow the committed spec (it names the quantization scheme)
     recs = bpb_records(effects=effects, n_items=200, seed=0, corpus=NTREX_TEST,
                        model=model_ref("SmolLM2-135M-Instruct.Q4_1.gguf", n_params=134_515_008, family="llama"),
                        baseline={"scheme": "fp32", "protect": "none", "prune": "none"},
-                       treatment={"scheme": "int4-g128-sym", "protect": "none", "prune": "none"})
+                       treatment={"scheme": scheme, "protect": "none", "prune": "none"})
     t = build_claims_table(_fast(specs), recs)
     v = t.verdicts()
     assert v["H1.int4.llama.heb_Hebr"] == "supported"
@@ -40,13 +41,14 @@ def test_h1_seed_spec_on_synthetic_sweep():
 
 def test_h5_seed_spec_is_insufficient_with_the_embedded_models():
     specs = load_specs(ROOT / "analyses" / "claims" / "H5.yaml")
+    scheme = specs[0].params["then_params"]["treatment"]["scheme"]
     recs = []
     for i, (name, size, fam) in enumerate((("SmolLM2-135M-Instruct.Q4_1.gguf", 134_515_008, "llama"),
                                            ("gemma-3-270m-q4_k_m.gguf", 268_098_176, "gemma3"))):
         recs += bpb_records(effects={"eng_Latn": 0.0, "heb_Hebr": 0.1}, n_items=5, seed=i, corpus=NTREX_TEST,
                             model=model_ref(name, n_params=size, family=fam),
                             baseline={"scheme": "fp32", "protect": "none", "prune": "none"},
-                            treatment={"scheme": "int4-g128-sym", "protect": "none", "prune": "none"})
+                            treatment={"scheme": scheme, "protect": "none", "prune": "none"})
     row = build_claims_table(specs, recs).rows[0]
     assert row.verdict == "insufficient_data"
     assert "within one 'family'" in row.message and "gemma3: 1" in row.message and "llama: 1" in row.message

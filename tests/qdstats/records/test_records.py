@@ -23,6 +23,7 @@ from qdstats.records import (
     Measurement,
     ModelRef,
     RecordFormatError,
+    atomic_write_text,
     export_json_schemas,
     from_frame,
     read_parquet,
@@ -210,6 +211,21 @@ def test_frame_and_parquet_roundtrip(tmp_path: Path):
     pq = read_parquet(p)
     assert pq[0] == recs[0] and pq[2] == recs[2] and pq[3] == recs[3]
     assert isinstance(pq[2].attributes["len"], int)
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path: Path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        paths = [write_parquet(tmp_path / "r.parquet", [make()]), atomic_write_text(tmp_path / "t.txt", "x")]
+        write_records(tmp_path / "r.jsonl", [make()], mode="w")
+        paths.append(tmp_path / "r.jsonl")
+    finally:
+        os.umask(old)
+    for p in paths:  # a plain open() would give 0o644 under umask 022; others in a lab must be able to read records
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o644, p
 
 
 scalars = st.one_of(st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=8),
