@@ -53,11 +53,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qdstats._typing import BOOTSTRAP_KINDS, BootstrapKind
-from qdstats._validation import check_confidence_level, check_int, check_option
-from qdstats.records import Measurement, ModelRef
-from qdstats.resampling import RngLike, _as_generator, _seed_detail, cluster_bootstrap_ci
-
 from qdmodels.corpora.types import ParallelItem
 from qdmodels.evaluation import (
     DEFAULT_CONDITION,
@@ -71,6 +66,15 @@ from qdmodels.evaluation import (
 )
 from qdmodels.hooks import HookSet
 from qdmodels.sites import SiteMap, site_map
+from qdstats._typing import BOOTSTRAP_KINDS, BootstrapKind
+from qdstats._validation import check_confidence_level, check_int, check_option
+from qdstats.records import Measurement
+from qdstats.resampling import (
+    RngLike,
+    _as_generator,
+    _seed_detail,
+    cluster_bootstrap_ci,
+)
 
 __all__ = [
     "Ablation",
@@ -283,8 +287,8 @@ def ablation_means(
                     site = f"layers.{i}.{kind}"
                     mod = smap.sites[site].module
 
-                    def acc(x: torch.Tensor, key: tuple[str, str]) -> None:
-                        s = x[mask].double().sum(dim=0)
+                    def acc(x: torch.Tensor, key: tuple[str, str], _mask: torch.Tensor = mask) -> None:
+                        s = x[_mask].double().sum(dim=0)
                         sums[key] = sums[key] + s if key in sums else s
 
                     hs.pre(mod, lambda m, a, _s=site: acc(a[0], (_s, "in")))
@@ -444,15 +448,28 @@ class _Scorer:
         return self._bpb(per)
 
 
-def _base_context(model: torch.nn.Module, scheme: Any) -> tuple[contextlib.AbstractContextManager[Any], str]:
+def _base_context(model: torch.nn.Module, scheme: Any) -> tuple[contextlib.AbstractContextManager[Any], dict[str, Any]]:
+    """Context manager of a base state and its full condition dict (canonical keys included)."""
+    from qdmodels.evaluation import EvalCondition
+
     if scheme is None or (isinstance(scheme, str) and scheme in ("fp", "fp32", "none")):
-        return contextlib.nullcontext(), "fp32"
+        return contextlib.nullcontext(), dict(DEFAULT_CONDITION)
+    if isinstance(scheme, EvalCondition):
+        cm = scheme.apply(model) if scheme.apply is not None else contextlib.nullcontext()
+        return cm, {**DEFAULT_CONDITION, **scheme.condition}
     from qdmodels.quantization import QuantScheme, quantized
 
     qs = QuantScheme.parse(scheme) if isinstance(scheme, str) else scheme
     if not isinstance(qs, QuantScheme):
-        raise TypeError(f"`schemes` entries must be 'fp32', a QuantScheme or its key; got {type(scheme).__name__}.")
-    return quantized(model, qs), qs.key
+        raise TypeError(f"`schemes` entries must be 'fp32', a QuantScheme, its key or an EvalCondition; "
+                        f"got {type(scheme).__name__}.")
+    return quantized(model, qs), {**DEFAULT_CONDITION, "scheme": qs.key}
+
+
+def _label(cond: Mapping[str, Any]) -> str:
+    """Short label of a base condition: the scheme, plus the other non-default keys."""
+    extra = [f"{k}={cond[k]}" for k in sorted(cond) if k != "scheme" and DEFAULT_CONDITION.get(k) != cond[k]]
+    return ",".join([str(cond.get("scheme"))] + extra)
 
 
 def _clusters(flat: Sequence[ParallelItem], cluster: str) -> np.ndarray:
@@ -612,7 +629,7 @@ def head_importance(
     ctx_id, _ = context_token(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else ctx_id
     encoded = encode_items(model, tokenizer, flat)
-    cm, scheme_key = _base_context(model, scheme)
+    cm, base_cond = _base_context(model, scheme)
     langs = list(dict.fromkeys(it.language for it in flat))
     lang_arr = np.array([it.language for it in flat])
     records: list[Measurement] = []
@@ -636,7 +653,7 @@ def head_importance(
                     attrs.update(layer=layer, head=h, cluster_by=cluster, mean_bpb_base=float(scorer.base[sel].mean()),
                                  prefix_cache=prefix_cache, items_sha256=items_sha, n_heads=geo.n_heads,
                                  n_kv_heads=geo.n_kv_heads)
-                    cond = {**DEFAULT_CONDITION, "scheme": scheme_key, "ablation": ab.key, "ablation_method": method}
+                    cond = {**base_cond, "ablation": ab.key, "ablation_method": method}
                     records.append(Measurement(
                         quantity="ablation.delta_bits_per_byte", value=float(delta[sel].mean()), model=model_ref,
                         site=f"layers.{layer}.attn.o_proj", language=lang, corpus=flat[int(np.argmax(sel))].corpus,
@@ -819,8 +836,10 @@ def dose_response(
     slope_rows: list[pd.DataFrame] = []
     slopes_by_scheme: dict[str, np.ndarray] = {}
     seen_schemes: list[str] = []
+    base_conds: dict[str, dict[str, Any]] = {}
     for scheme in schemes:
-        cm, scheme_key = _base_context(model, scheme)
+        cm, base_cond = _base_context(model, scheme)
+        scheme_key = _label(base_cond)
         if scheme_key in seen_schemes:
             raise ValueError(f"`schemes` contains {scheme_key!r} twice.")
         seen_schemes.append(scheme_key)
@@ -841,7 +860,8 @@ def dose_response(
                                                "item_id": [it.item_id for it in flat], "cluster": clusters,
                                                "delta": deltas[a, j]}))
         mean_delta = deltas.mean(axis=0)  # (fractions, items)
-        cond_base = {**DEFAULT_CONDITION, "scheme": scheme_key, "ablation_method": method, "order": order,
+        base_conds[scheme_key] = base_cond
+        cond_base = {**base_cond, "ablation_method": method, "order": order,
                      "n_draws": len(orders)}
         common_attrs = {"cluster_by": cluster, "n_pool_heads": n_pool, "pool_layers": ",".join(map(str, sorted({p[0] for p in pool}))),
                         "prefix_cache": prefix_cache, "items_sha256": items_sha,
@@ -891,6 +911,12 @@ def dose_response(
                          "ci_high": None if math.isnan(est.ci.high) else float(est.ci.high), "ci_level": level,
                          "ci_method": est.ci.method, "pvalue": est.pvalue, "resampling": "joint"}
                 value = float(est.estimate)
+                shared = set(clusters[lang_arr == lang].tolist()) & set(clusters[lang_arr == reference_language].tolist())
+                attrs["n_clusters"] = len(shared)
+                if len(shared) < 2:  # one cluster: every resample is the data itself; an interval would be fake
+                    attrs.update(ci_low=None, ci_high=None, ci_method="none", pvalue=None)
+                    msgs.append(f"{lang} vs {reference_language}: fewer than 2 shared clusters ({cluster}); "
+                                "no confidence interval or p-value.")
                 if math.isnan(value) and not msgs:
                     msgs.append("slope difference undefined (no paired items).")
                 records.append(Measurement(
@@ -906,8 +932,7 @@ def dose_response(
                 attrs, msgs = _mean_ci(diff[sel], clusters[sel], kind=kind, level=level, n_resamples=n_resamples,
                                        gen=gen)
                 attrs.update(cluster_by=cluster, base_scheme=base_key, n_pool_heads=n_pool, items_sha256=items_sha)
-                cond = {**DEFAULT_CONDITION, "scheme": other, "ablation_method": method, "order": order,
-                        "n_draws": len(orders)}
+                cond = {**base_conds[other], "ablation_method": method, "order": order, "n_draws": len(orders)}
                 records.append(Measurement(
                     quantity="ablation.dose_slope_quant_diff", value=float(diff[sel].mean()), model=model_ref,
                     language=lang, corpus=flat[int(np.argmax(sel))].corpus, condition=cond, attributes=attrs,

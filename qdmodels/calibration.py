@@ -39,9 +39,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from qdstats._validation import check_int, check_option
-
 from qdmodels.corpora.types import ParallelItem
+from qdstats._validation import check_int, check_option
 
 __all__ = [
     "COMPOSITIONS",
@@ -94,7 +93,8 @@ class CalibrationSet:
         The target language of a ``'target'`` composition.
     input_ids : torch.Tensor
         ``int64`` tensor ``(n_sequences, seq_len)``; each row starts with the tokenizer's context token (BOS,
-        else EOS) followed by ``seq_len - 1`` text tokens; paragraphs are joined with that same token.
+        else EOS) followed by ``seq_len - 1`` text tokens; paragraphs are joined by the tokenizer's token for
+        ``"\n\n"`` (the context token if it has none), so special tokens appear only at position 0, as in evaluation.
     languages : tuple of str
         Language of each row.
     source_items : tuple of (str, str)
@@ -249,7 +249,7 @@ def build_calibration(
     -----
     Per language, items are shuffled with ``numpy.random.default_rng([seed, crc])`` (``crc`` = a stable hash of the
     language code, so adding a language does not change another language's sample), tokenized without special
-    tokens, joined with the context token and cut into consecutive windows of ``seq_len - 1`` tokens; the
+    tokens, joined with a paragraph-break token and cut into consecutive windows of ``seq_len - 1`` tokens; the
     language's first ``k`` windows are used. Sequence counts per language come from a largest-remainder
     allocation of ``n_sequences`` over the shares, so the total budget is exactly ``n_sequences * seq_len``
     whatever the composition. Validated against: not independently validated (a sampling procedure); the
@@ -284,13 +284,15 @@ def build_calibration(
         if lang not in by_lang:
             raise ValueError(f"`pool` has no items for language {lang!r}; available: {avail}.")
     ctx, _ = context_token(tokenizer)
+    sep_ids = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+    sep = int(sep_ids[-1]) if sep_ids else ctx
     win = seq_len - 1
     streams: dict[str, tuple[list[int], list[int]]] = {}
     for lang in langs:
         items = by_lang[lang]
         crc = int(hashlib.sha256(lang.encode()).hexdigest()[:8], 16)
         order = np.random.default_rng([seed, crc]).permutation(len(items))
-        streams[lang] = _token_stream(tokenizer, items, order, ctx)
+        streams[lang] = _token_stream(tokenizer, items, order, sep)
     if composition == "proportional":
         if weights is None:
             shares = {lang: float(len(streams[lang][0])) for lang in langs}

@@ -178,7 +178,8 @@ def load_model(
         An embedded model name (``'smollm2-135m'``, ``'gemma3-270m'``), a ``.gguf`` file, a local model
         directory, or a Hugging Face id.
     revision : str, optional
-        Hub revision (branch, tag or commit); the resolved commit hash is recorded.
+        Hub revision (branch, tag or commit); the resolved commit hash is recorded. Only for hub ids: GGUF files
+        and local directories are pinned by sha256 instead.
     gguf_file : str, optional
         GGUF file name inside the directory/repo ``name_or_path``.
     dtype : {'float32', 'bfloat16'}, default 'float32'
@@ -203,7 +204,8 @@ def load_model(
     Raises
     ------
     ValueError
-        Bad ``dtype``, or an embedded model whose file fails its sha256 check.
+        Bad ``dtype``; ``revision`` given for a file or directory; an embedded model whose file fails its sha256
+        check; a hub model whose commit hash cannot be resolved.
     qdmodels.zoo.ModelNotFetchedError
         An embedded model that has not been fetched (``qd models fetch NAME``).
     OSError
@@ -237,6 +239,8 @@ def load_model(
     note = None
     from qdmodels import zoo
 
+    if revision is not None and (zoo.is_embedded(name) or gguf_file is not None or name.endswith(".gguf")):
+        raise ValueError(f"`revision` applies only to hub ids; got revision={revision!r} for the GGUF model {name!r}.")
     if zoo.is_embedded(name):
         entry = zoo.ZOO[name]
         path = zoo.resolve(name, verify_hash=False)
@@ -265,6 +269,8 @@ def load_model(
     kw = dict(local_files_only=local_files_only, trust_remote_code=trust_remote_code)
     local = Path(name)
     if local.is_dir():
+        if revision is not None:
+            raise ValueError(f"`revision` applies only to hub ids; got revision={revision!r} for the directory {local}.")
         tokenizer = AutoTokenizer.from_pretrained(name, **kw)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, **kw)
         sha = _sha256_dir_weights(local)

@@ -37,9 +37,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from qdstats._validation import DegenerateDataWarning, WarningCollector, check_confidence_level, check_int, check_option
-from qdstats.records import Measurement, Record
-
 from qdmodels.corpora.types import ParallelItem
 from qdmodels.evaluation import (
     DEFAULT_CONDITION,
@@ -51,6 +48,14 @@ from qdmodels.evaluation import (
     iter_languages,
     make_batches,
 )
+from qdstats._validation import (
+    DegenerateDataWarning,
+    WarningCollector,
+    check_confidence_level,
+    check_int,
+    check_option,
+)
+from qdstats.records import Measurement, Record
 
 __all__ = [
     "EXPECTED_SIGN",

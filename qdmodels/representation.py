@@ -48,29 +48,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qdstats._typing import BOOTSTRAP_KINDS, BootstrapKind
-from qdstats._validation import (
-    DegenerateDataWarning,
-    WarningCollector,
-    check_confidence_level,
-    check_int,
-    check_option,
-)
-from qdstats.records import Measurement, ModelRef
-from qdstats.resampling import (
-    RngLike,
-    _as_generator,
-    _ci_from_distribution,
-    _iter_cluster_weights,
-    _seed_detail,
-    cluster_bootstrap_ci,
-)
-from qdstats.results import ConfidenceInterval
-
 from qdmodels.corpora.types import ParallelItem
 from qdmodels.evaluation import (
-    EvalCondition,
     EncodedItem,
+    EvalCondition,
     _as_condition,
     _flatten_items,
     _unpack,
@@ -83,12 +64,31 @@ from qdmodels.evaluation import (
 )
 from qdmodels.hooks import HookSet
 from qdmodels.sites import site_map
+from qdstats._typing import BOOTSTRAP_KINDS, BootstrapKind
+from qdstats._validation import (
+    DegenerateDataWarning,
+    SmallSampleWarning,
+    WarningCollector,
+    check_confidence_level,
+    check_int,
+    check_option,
+)
+from qdstats.records import Measurement
+from qdstats.resampling import (
+    RngLike,
+    _as_generator,
+    _ci_from_distribution,
+    _iter_cluster_weights,
+    _seed_detail,
+    cluster_bootstrap_ci,
+)
+from qdstats.results import ConfidenceInterval
 
 __all__ = [
+    "UNSPACED_SCRIPTS",
     "CKABootstrap",
     "Measure",
     "RepresentationResult",
-    "UNSPACED_SCRIPTS",
     "cka_bootstrap",
     "linear_cka",
     "representation_damage",
@@ -116,7 +116,7 @@ def _as_2d(x: Any, name: str) -> np.ndarray:
     return a
 
 
-def linear_cka(x: Any, y: Any) -> float:
+def linear_cka(x: Any, y: Any, *, debiased: bool = False) -> float:
     """Linear centered kernel alignment between two representations of the same ``n`` examples.
 
     Parameters
@@ -125,6 +125,10 @@ def linear_cka(x: Any, y: Any) -> float:
         One row per example (token).
     y : array_like, shape (n, d2)
         The same examples in the other representation.
+    debiased : bool, default False
+        Use the unbiased HSIC estimator (Song et al. 2012) in numerator and denominator, which removes the
+        upward small-``n`` bias of plain CKA (needs ``n >= 4``; the value can then fall slightly outside [0, 1]).
+        Not used by :func:`representation_damage`, whose sentence bootstrap duplicates rows.
 
     Returns
     -------
@@ -142,12 +146,15 @@ def linear_cka(x: Any, y: Any) -> float:
     Invariant to orthogonal transformations and isotropic scaling of either side, not to arbitrary
     invertible linear maps. Computed in feature space (cost ``n d^2``); :func:`cka_bootstrap` gives the same
     value from Gram matrices. Validated against: the Gram-matrix (HSIC, ``tr(KHLH)``) formula of Kornblith et
-    al. (2019) eq. 3 and the identities CKA(X, X) = 1, CKA(X, XQ s) = 1 for orthogonal Q, rtol 1e-10 (tests).
+    al. (2019) eq. 3 and the identities CKA(X, X) = 1, CKA(X, XQ s) = 1 for orthogonal Q, rtol 1e-10; the
+    debiased form against Song et al.'s (2012) Gram-matrix unbiased HSIC estimator, rtol 1e-10 (tests).
 
     References
     ----------
     Kornblith, S., Norouzi, M., Lee, H. & Hinton, G. (2019). Similarity of neural network representations
     revisited. ICML. arXiv:1905.00414
+    Song, L., Smola, A., Gretton, A., Bedo, J. & Borgwardt, K. (2012). Feature selection via dependence
+    maximization. JMLR 13, 1393-1434.
 
     Examples
     --------
@@ -162,10 +169,25 @@ def linear_cka(x: Any, y: Any) -> float:
         raise ValueError(f"`x` and `y` must have the same number of rows (examples); got {a.shape[0]} and {b.shape[0]}.")
     if a.shape[0] < 2:
         raise ValueError(f"`x` must have at least 2 rows; got {a.shape[0]}.")
+    if not isinstance(debiased, (bool, np.bool_)):
+        raise TypeError(f"`debiased` must be a bool; got {debiased!r}.")
+    n = a.shape[0]
+    if debiased and n < 4:
+        raise ValueError(f"`x` must have at least 4 rows for debiased=True; got {n}.")
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
     num = np.linalg.norm(b.T @ a, "fro") ** 2
-    den = np.linalg.norm(a.T @ a, "fro") * np.linalg.norm(b.T @ b, "fro")
+    nx2 = np.linalg.norm(a.T @ a, "fro") ** 2
+    ny2 = np.linalg.norm(b.T @ b, "fro") ** 2
+    if debiased:  # Kornblith et al.'s feature-space form of the unbiased HSIC (up to a common factor)
+        rx = np.einsum("ij,ij->i", a, a)
+        ry = np.einsum("ij,ij->i", b, b)
+
+        def unbiased(dot: float, ra: np.ndarray, rb: np.ndarray) -> float:
+            return float(dot - n / (n - 2.0) * ra @ rb + ra.sum() * rb.sum() / ((n - 1.0) * (n - 2.0)))
+
+        num, nx2, ny2 = unbiased(num, rx, ry), unbiased(nx2, rx, rx), unbiased(ny2, ry, ry)
+    den = math.sqrt(max(nx2, 0.0) * max(ny2, 0.0))
     if den == 0.0:
         warnings.warn("linear_cka: a representation is constant over examples; CKA is undefined (NaN).",
                       DegenerateDataWarning, stacklevel=2)
@@ -284,6 +306,8 @@ def cka_bootstrap(
     -----
     DegenerateDataWarning
         Undefined CKA (a constant representation) or undefined interval; copied into ``warnings``.
+    SmallSampleWarning
+        Fewer than 10 clusters (as :func:`qdstats.resampling.cluster_bootstrap_ci`).
 
     Notes
     -----
@@ -319,6 +343,9 @@ def cka_bootstrap(
     if s < 2:
         raise ValueError(f"`clusters` must contain at least 2 distinct clusters; got {s}.")
     wc = WarningCollector()
+    if s < 10:
+        wc.warn(f"only {s} clusters: cluster-bootstrap intervals tend to under-cover with few clusters.",
+                SmallSampleWarning)
     stats = _GramStats(a, b, codes.astype(int), s)
     est = float(stats.cka(np.ones((1, s)))[0])
     if math.isnan(est):
@@ -429,8 +456,8 @@ def _collect_states(
         seen: dict[int, torch.Tensor] = {}
         with torch.inference_mode(), HookSet() as hs:
             for i, blk in blocks.items():
-                def keep(mod: Any, args: Any, o: Any, _i: int = i) -> None:
-                    seen[_i] = (o[0] if isinstance(o, (tuple, list)) else o).detach()
+                def keep(mod: Any, args: Any, o: Any, _i: int = i, _seen: dict[int, Any] = seen) -> None:
+                    _seen[_i] = (o[0] if isinstance(o, (tuple, list)) else o).detach()
 
                 hs.forward(blk, keep)
             model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False)
@@ -449,10 +476,10 @@ def _ci_attrs(ci: ConfidenceInterval | None, *, n_clusters: int, level: float) -
     return {"ci_low": lo, "ci_high": hi, "ci_level": level, "ci_method": ci.method, "n_clusters": n_clusters}
 
 
-def _collect_warnings(fn: Any) -> tuple[Any, list[str]]:
+def _collect_warnings(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = fn()
+        res = fn(*args, **kwargs)
     for w in caught:  # re-emit, so callers see them as well as the record's `warnings`
         warnings.warn(str(w.message), w.category, stacklevel=3)
     return res, [str(w.message) for w in caught]
@@ -655,9 +682,8 @@ def representation_damage(
                 y_all = torch.cat(ys).double().numpy()
                 if "cka" in measures:
                     sel = samples[lang]
-                    res, caught = _collect_warnings(lambda: cka_bootstrap(
-                        x_all[sel], y_all[sel], sent[sel], kind=kind, confidence_level=level,
-                        n_resamples=n_resamples, rng=gen))
+                    res, caught = _collect_warnings(cka_bootstrap, x_all[sel], y_all[sel], sent[sel], kind=kind,
+                                                    confidence_level=level, n_resamples=n_resamples, rng=gen)
                     msgs = list(dict.fromkeys([*res.warnings, *caught]))
                     attrs = {**base_attrs, **_ci_attrs(res.ci, n_clusters=res.n_clusters, level=level),
                              "max_tokens": max_tokens, "subsampled": bool(sel.size < sent.size),
@@ -712,8 +738,8 @@ def _cosine_record(
     else:
         value = float(vals.mean())
         if n_cl >= 2:
-            res, caught = _collect_warnings(lambda: cluster_bootstrap_ci(
-                vals, cl, statistic="mean", kind=kind, confidence_level=level, n_resamples=n_resamples, rng=gen))
+            res, caught = _collect_warnings(cluster_bootstrap_ci, vals, cl, statistic="mean", kind=kind,
+                                            confidence_level=level, n_resamples=n_resamples, rng=gen)
             ci = res.ci
             msgs.extend(m for m in [*res.warnings, *caught] if m not in msgs)
         else:

@@ -138,6 +138,9 @@ class PrefixCache:
         A causal LM whose blocks :func:`decoder_layers` finds.
     batches : list of Batch
         The padded batches (from :func:`qdmodels.evaluation.make_batches`); reused for every perturbation.
+    start_layers : iterable of int, optional
+        The start layers that will be requested; only the outputs of the blocks just before them are kept
+        (default: every block's output, so any start layer works).
 
     Notes
     -----
@@ -146,10 +149,19 @@ class PrefixCache:
     Validated against: the naive full forward, ``atol=1e-5`` on logits' log-probs (tests, every tiny family).
     """
 
-    def __init__(self, model: torch.nn.Module, batches: Sequence[Batch]) -> None:
+    def __init__(self, model: torch.nn.Module, batches: Sequence[Batch], *, start_layers: Any = None) -> None:
         self.model = model
         self.batches = list(batches)
         self.layers = decoder_layers(model)
+        n = len(self.layers)
+        if start_layers is None:
+            self._keep = set(range(n))
+        else:
+            starts = [int(i) for i in start_layers]
+            bad = [i for i in starts if not 0 <= i < n]
+            if bad:
+                raise ValueError(f"`start_layers` must be in [0, {n}); got {bad}.")
+            self._keep = {i - 1 for i in starts if i > 0}
         self._outputs: list[list[Any]] = []  # [batch][layer] -> block output
         self.fp_logprobs: list[list[np.ndarray]] = []
 
@@ -162,6 +174,9 @@ class PrefixCache:
                 outs: list[Any] = [None] * len(self.layers)
                 with HookSet() as hs:
                     for j, layer in enumerate(self.layers):
+                        if j not in self._keep:
+                            continue
+
                         def keep(mod: Any, args: Any, out: Any, _j: int = j) -> None:
                             outs[_j] = detach_output(out)
 
@@ -186,6 +201,8 @@ class PrefixCache:
         patches: dict[torch.nn.Module, Callable[..., Any]] = {}
         if start_layer > 0:
             cached = self._outputs[batch_index][start_layer - 1]
+            if cached is None:
+                raise ValueError(f"`start_layer` {start_layer} was not among the cache's `start_layers`.")
 
             def skip(*args: Any, **kwargs: Any) -> Any:
                 return detach_output(cached)
@@ -431,7 +448,7 @@ def sweep_layers(
             encoded = encode_items(model, tokenizer, lang_items)
             batches = make_batches(encoded, batch_size=batch_size, pad_id=pad_id)
             if prefix_cache:
-                cache = PrefixCache(model, batches).build()
+                cache = PrefixCache(model, batches, start_layers=[g.first_layer for g in todo]).build()
                 fp_per_batch = cache.fp_logprobs
             else:
                 cache = None

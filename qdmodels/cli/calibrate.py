@@ -99,7 +99,7 @@ def gptq_cmd(
     except (ValueError, TypeError, KeyError) as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2) from None
-    except Exception as exc:  # a failed run
+    except Exception as exc:  # noqa: BLE001 -- any other failure is a failed run (exit 1)
         _err(f"failed: {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
 
@@ -120,7 +120,11 @@ def proxies_cmd(
     try:
         from qdmodels.corpora import load_ntrex
         from qdmodels.loading import load_model
-        from qdmodels.proxies import fisher_proxies, output_error_proxies, validate_proxies
+        from qdmodels.proxies import (
+            fisher_proxies,
+            output_error_proxies,
+            validate_proxies,
+        )
         from qdmodels.sensitivity import sweep_layers
         from qdstats.records import write_records
 
@@ -149,6 +153,6 @@ def proxies_cmd(
     except (ValueError, TypeError, KeyError) as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2) from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- any other failure is a failed run (exit 1)
         _err(f"failed: {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None

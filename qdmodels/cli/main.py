@@ -26,8 +26,13 @@ _GROUPS: tuple[tuple[str, str, str, str], ...] = (
     ("qdmodels.cli.tokenize", "app", "tokenize", "Tokenizer metrics (parity/premium, fertility) on parallel text."),
     ("qdmodels.cli.align", "app", "align", "Morpheme-boundary alignment of a tokenizer against gold segmentations."),
     ("qdmodels.cli.claims", "app", "claims", "Claims tables: validate specs, build, check staleness."),
+    ("qdmodels.cli.probe", "app", "probe",
+     "Mechanism probes: representation damage (CKA, cosine), head/MLP ablation, sensitivity proxies."),
+    ("qdmodels.cli.calibrate", "app", "calibrate", "Calibrated (GPTQ-style) quantization with a calibration set."),
 )
-_COMMAND_MODULES: tuple[str, ...] = ("qdmodels.cli.measure", "qdmodels.cli.demo", "qdmodels.cli.report")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "qdmodels.cli.measure", "qdmodels.cli.sweep", "qdmodels.cli.demo", "qdmodels.cli.report",
+)
 
 
 def _mount() -> None:

@@ -240,9 +240,12 @@ def activations_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Mount `eval`, `sweep layers`, `weights` and `activations` on the main `qd` app."""
+    """Mount `eval`, `weights` and `activations` on the main `qd` app.
+
+    ``qd sweep layers`` is mounted by :mod:`qdmodels.cli.sweep` (one ``sweep`` group holds plan/run/status/layers);
+    ``sweep_app`` stays for running this module on its own.
+    """
     app.command("eval")(eval_cmd)
-    app.add_typer(sweep_app, name="sweep")
     app.command("weights")(weights_cmd)
     app.command("activations")(activations_cmd)
 
@@ -250,5 +253,6 @@ def register(app: typer.Typer) -> None:
 if __name__ == "__main__":  # pragma: no cover
     _app = typer.Typer()
     register(_app)
+    _app.add_typer(sweep_app, name="sweep")
     _app()
     sys.exit(0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -22,17 +22,17 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 _CORPORA = ("ntrex128",)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Embedded name (smollm2-135m), .gguf file, directory, HF id, or tiny:<family>.")]
-RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub revision (HF ids only).")]
+RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision (HF ids only).")]
 CorpusOpt = Annotated[str, typer.Option("--corpus", help="Corpus id (ntrex128).")]
 LangsOpt = Annotated[str, typer.Option("--langs", help="Comma-separated languages, e.g. eng_Latn,heb_Hebr.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="dev, test or all (document-level split).")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="First N items per language (smoke runs).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="First N items per language (smoke runs).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output JSONL file (records are appended).")]
-LayersOpt = Annotated[Optional[str], typer.Option("--layers", help="Comma-separated block indices (default all).")]
+LayersOpt = Annotated[str | None, typer.Option("--layers", help="Comma-separated block indices (default all).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of token subsampling / bootstrap.")]
 ResamplesOpt = Annotated[int, typer.Option("--n-resamples", help="Bootstrap resamples per CI.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Items per forward pass.")]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory (default QD_DATA_DIR or the cache).")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default QD_DATA_DIR or the cache).")]
 
 
 def _err(msg: str) -> None:
@@ -114,9 +114,8 @@ def repr_cmd(
     """Similarity of fp and quantized hidden states per layer x language (CKA, token and word cosines, CIs)."""
 
     def run() -> None:
-        from qdstats.records import write_records
-
         from qdmodels.representation import representation_damage
+        from qdstats.records import write_records
 
         items = _items(corpus, langs, split, limit, data_dir)
         lm = _load(model, revision)
@@ -148,8 +147,8 @@ def ablate_cmd(
     order: Annotated[str, typer.Option("--order", help="random or ranked (ranked: importance on the dev split).")] = "random",
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds of the random head orders.")] = "0,1,2",
     method: Annotated[str, typer.Option("--method", help="zero or mean (mean over the dev split).")] = "zero",
-    quant: Annotated[Optional[list[str]], typer.Option("--quant", help="Also run on this quantized base (repeatable).")] = None,
-    dev_limit: Annotated[Optional[int], typer.Option("--dev-limit", help="Dev-split items per language for ranking / means.")] = None,
+    quant: Annotated[list[str] | None, typer.Option("--quant", help="Also run on this quantized base (repeatable).")] = None,
+    dev_limit: Annotated[int | None, typer.Option("--dev-limit", help="Dev-split items per language for ranking / means.")] = None,
     reference_language: Annotated[str, typer.Option("--reference", help="Reference language of the slope DiD.")] = "eng_Latn",
     n_resamples: ResamplesOpt = 999,
     seed: SeedOpt = 0,
@@ -160,10 +159,9 @@ def ablate_cmd(
     """Head ablation per language: single-head importance, or dose-response curves with slopes and CIs."""
 
     def run() -> None:
+        from qdmodels.ablation import ablation_means, dose_response, head_importance
         from qdstats._validation import check_option
         from qdstats.records import write_records
-
-        from qdmodels.ablation import ablation_means, dose_response, head_importance
 
         check_option(mode, "mode", ("importance", "dose"))
         check_option(order, "order", ("random", "ranked"))

@@ -65,6 +65,9 @@ def _write_verified(target: Path, chunks, entry: ManifestFile) -> str | None:
                 out.write(block)
         if size != entry.bytes or h.hexdigest() != entry.sha256:
             return f"refused: got {size} bytes, sha256 {h.hexdigest()}; manifest says {entry.bytes} bytes, sha256 {entry.sha256}"
+        from qdstats.records.io import _default_file_mode
+
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, target)
         tmp = ""
         return None

@@ -271,6 +271,9 @@ class SweepPlan:
         ``workers`` x the largest per-job peak.
     available_memory_bytes : int or None
     budget_seconds : float or None
+    runtime_bytes : int
+        The runtime share of every job's memory (this process's RSS when planning started; it varies between
+        calls with what the process holds).
     warnings : list of str
         Infeasibility warnings (also emitted as :class:`InfeasibleSweepWarning`).
     """
@@ -283,6 +286,7 @@ class SweepPlan:
     peak_memory_bytes: int
     available_memory_bytes: int | None
     budget_seconds: float | None
+    runtime_bytes: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -487,4 +491,5 @@ def plan(
     for m in msgs:
         warnings.warn(m, InfeasibleSweepWarning, stacklevel=2)
     return SweepPlan(jobs=estimates, throughput=tps, workers=workers, total_seconds=total, wall_seconds=wall,
-                     peak_memory_bytes=peak, available_memory_bytes=avail, budget_seconds=budget_seconds, warnings=msgs)
+                     peak_memory_bytes=peak, available_memory_bytes=avail, budget_seconds=budget_seconds,
+                     runtime_bytes=int(runtime), warnings=msgs)

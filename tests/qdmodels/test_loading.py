@@ -120,7 +120,11 @@ def test_bad_inputs(tmp_path, monkeypatch):
         load_model("x", dtype="float16")  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError, match="GGUF file .* does not exist"):
         load_model(tmp_path / "missing.gguf")
+    with pytest.raises(ValueError, match="`revision` applies only to hub ids"):
+        load_model("smollm2-135m", revision="main")
     (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="`revision` applies only to hub ids"):
+        load_model(tmp_path / "empty", revision="main")
     with pytest.raises((OSError, ValueError)):
         load_model(tmp_path / "empty")
     monkeypatch.setenv("QD_MODEL_DIR", str(tmp_path / "cache"))

@@ -71,6 +71,12 @@ def test_cache_requires_build_and_range(tiny_llama, items):
     cache.build()
     with pytest.raises(ValueError, match="`start_layer` must be in"):
         cache.logits_from(5, 0)
+    partial = PrefixCache(tiny_llama.model, batches, start_layers=[1]).build()
+    torch.testing.assert_close(partial.logits_from(1, 0), cache.logits_from(1, 0), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="not among the cache's `start_layers`"):
+        PrefixCache(tiny_llama.model, batches, start_layers=[0]).build().logits_from(1, 0)
+    with pytest.raises(ValueError, match="`start_layers` must be in"):
+        PrefixCache(tiny_llama.model, batches, start_layers=[7])
 
 
 def test_site_groups(tiny_gpt2, tiny_llama):
@@ -185,10 +191,12 @@ def test_cli_sweep_layers_resumes(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     import qdmodels.cli.measure as cm
+    import qdmodels.cli.sweep as cs
 
     monkeypatch.setattr(cm, "_items", lambda corpus, langs, split, limit, data_dir: text_items(TEXTS))
     app = typer.Typer()
     cm.register(app)
+    cs.register(app)  # `qd sweep` holds plan/run/status and `layers`, as in qdmodels.cli.main
     out = tmp_path / "s.jsonl"
     args = ["sweep", "layers", "--model", "tiny:gpt2", "--quant", "int4-ch-sym", "--granularity", "component",
             "--layers", "1", "--n-resamples", "20", "--out", str(out), "--no-progress"]

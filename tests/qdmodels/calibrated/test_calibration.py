@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qdmodels.calibration import CalibrationLeakError, build_calibration, check_calibration_items
+from qdmodels.calibration import (
+    CalibrationLeakError,
+    build_calibration,
+    check_calibration_items,
+)
 from qdmodels.evaluation import text_items
 from qdmodels.testing import tiny_tokenizer
 from qdstats.records import CorpusRef

@@ -1,39 +1,107 @@
-"""Integration on the real SmolLM2-135M: GPTQ int3 beats RTN int3 on held-out NTREX dev sentences (bits per byte),
-with English dataset_build calibration (small limits). Marked slow + integration; skipped without the model/data."""
+"""Integration on the real SmolLM2-135M (int3-g64-sym, blocks 0-9 quantized by both methods, the rest protected;
+English dataset_build calibration, 64 x 256 tokens; held-out NTREX dev sentences, 10 per language for English and
+Hebrew). Slow + integration; skipped without the model or the data.
+
+Finding (2026-11-23): GPTQ lowers the layer-output error on the calibration inputs at every site (asserted), but
+on held-out sentences neither the output of the last quantized block (rel. error 0.290 GPTQ vs 0.259 RTN) nor the
+bits per byte (Δ 0.283 vs 0.277 bit/byte) are lower than RTN's. Both held-out comparisons are strict xfails, so
+they are noticed when they change; see docs/calibration.md ("Open finding").
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
+SCHEME = "int3-g64-sym"
 
 
-def test_gptq_int3_beats_rtn_on_heldout_bpb(smollm2) -> None:
-    from qdmodels.calibrated import gptq_condition
+@pytest.fixture(scope="module")
+def outcome(smollm2):
+    from qdmodels.calibrated import gptq_quantized
     from qdmodels.calibration import build_calibration, calibration_pool
     from qdmodels.corpora import load_ntrex
-    from qdmodels.evaluation import evaluate_conditions, paired_frame
+    from qdmodels.evaluation import (
+        DEFAULT_CONDITION,
+        context_token,
+        encode_items,
+        evaluate,
+        make_batches,
+        paired_frame,
+    )
+    from qdmodels.hooks import capture
+    from qdmodels.quantization import ProtectionPlan, quantized
+    from qdmodels.sites import site_map
 
     try:
-        items = load_ntrex(["eng_Latn", "heb_Hebr"], split="dev", limit=6).items
-    except Exception as exc:  # data directory absent
+        items = load_ntrex(["eng_Latn", "heb_Hebr"], split="dev", limit=10).items
+    except Exception as exc:  # noqa: BLE001 -- data directory absent: skip
         pytest.skip(f"NTREX not available: {exc}")
     try:  # dataset_build's files are read from site-packages (the package itself is not imported)
         pool = calibration_pool(["eng_Latn"], sources=("dataset_build",))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- package data absent: skip
         pytest.skip(f"dataset_build text not available: {exc}")
-    cal = build_calibration(smollm2.tokenizer, pool, composition="eng", n_sequences=16, seq_len=128, seed=0)
+    lm = smollm2
+    cal = build_calibration(lm.tokenizer, pool, composition="eng", n_sequences=64, seq_len=256, seed=0)
     flat = [it for v in items.values() for it in v]
     cal.check_disjoint(flat)
-    res = evaluate_conditions(smollm2, flat, ["fp32", "int3-g64-sym", gptq_condition("int3-g64-sym", cal)],
-                              batch_size=12, progress=False)
-    frame = paired_frame([r for er in res.values() for r in er.records])
-    rtn = frame[frame.scheme == "int3-g64-sym"].set_index(["language", "item_id"]).delta
-    gq = frame[frame.scheme == "int3-g64-sym-gptq"].set_index(["language", "item_id"]).delta
-    gq = gq.loc[rtn.index]
-    # the mean degradation is lower under GPTQ overall and for each language
-    assert gq.mean() < rtn.mean()
+    plan = ProtectionPlan(layers=tuple(range(10, 30)))
+    batches = make_batches(encode_items(lm.model, lm.tokenizer, flat), batch_size=10,
+                           pad_id=context_token(lm.tokenizer)[0])
+    block9 = site_map(lm.model).layers[9]
+
+    def block_out() -> torch.Tensor:
+        outs = []
+        for b in batches:
+            with torch.no_grad(), capture({"y": block9}) as st:
+                lm.model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False)
+            outs.append(st["y"][0][b.attention_mask.bool()].double())
+        return torch.cat(outs)
+
+    fp = block_out()
+    recs = list(evaluate(lm, None, flat, progress=False).records)
+    with quantized(lm, SCHEME, plan=plan) as rep:
+        rt = block_out()
+        recs += evaluate(lm, None, flat, condition=rep.condition | {"prune": "none"}, progress=False).records
+    with gptq_quantized(lm, SCHEME, cal, plan=plan) as grep_:
+        gq = block_out()
+        recs += evaluate(lm, None, flat, condition=grep_.condition, progress=False).records
+    frame = paired_frame(recs, reference=DEFAULT_CONDITION)
+    return {"fp": fp, "rtn": rt, "gptq": gq, "frame": frame, "report": grep_}
+
+
+def test_gptq_calibration_layer_error_below_rtn(outcome) -> None:
+    """On its calibration inputs every GPTQ site has a lower layer-output error than RTN with the same grid."""
+    rep = outcome["report"]
+    assert rep.verified
+    sites = [s for s in rep.sites if s.method == "gptq"]
+    assert len(sites) == 70  # 10 blocks x 7 projections
+    for s in sites:
+        assert s.output_error < s.rtn_output_error, s.site
+
+
+@pytest.mark.xfail(strict=True, reason="measured 2026-11-23: held-out block-9 output error 0.290 (GPTQ) vs 0.259 "
+                                       "(RTN); open finding, see docs/calibration.md")
+def test_gptq_heldout_block_output_closer_than_rtn(outcome) -> None:
+    """Relative error of block 9's output (last quantized block) on held-out sentences: GPTQ below RTN."""
+    fp = outcome["fp"]
+
+    def rel(x: torch.Tensor) -> float:
+        return float(((x - fp) ** 2).sum() / (fp**2).sum())
+
+    print(f"block-9 rel. error: RTN {rel(outcome['rtn']):.5f} GPTQ {rel(outcome['gptq']):.5f}")
+    assert rel(outcome["gptq"]) < rel(outcome["rtn"])
+
+
+@pytest.mark.xfail(strict=True, reason="measured 2026-11-23: held-out bits per byte not lower under GPTQ than RTN "
+                                       "for SmolLM2 int3-g64 blocks 0-9 with 16k English calibration tokens")
+def test_gptq_int3_heldout_bpb_below_rtn(outcome) -> None:
+    frame = outcome["frame"]
+    rtn = frame[frame.scheme == SCHEME].set_index(["language", "item_id"]).delta
+    gq = frame[frame.scheme == f"{SCHEME}-gptq"].set_index(["language", "item_id"]).delta.loc[rtn.index]
     for lang in ("eng_Latn", "heb_Hebr"):
-        assert gq.loc[lang].mean() < rtn.loc[lang].mean(), lang
+        print(f"{lang}: Δbpb RTN {rtn.loc[lang].mean():.4f} GPTQ {gq.loc[lang].mean():.4f}")
     assert np.isfinite(gq.values).all()
+    assert gq.mean() < rtn.mean()

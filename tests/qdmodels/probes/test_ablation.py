@@ -309,9 +309,8 @@ def test_dose_response_validation(tiny_gpt2):
 def test_cli_ablate(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
+    from qdmodels.cli import probe
     from qdstats.records import read_records
-
-    import qdmodels.cli.probe as probe
 
     def fake_items(corpus, langs, split, limit, data_dir):
         src = DEV_ITEMS if split == "dev" else ITEMS
@@ -328,3 +327,56 @@ def test_cli_ablate(tmp_path, monkeypatch):
     assert q.count("ablation.delta_bits_per_byte") == 8 * 2 + 2 * 2  # dev importance (8 heads x 2 langs) + curve
     bad = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--mode", "dosee", "--out", str(out)])
     assert bad.exit_code == 2 and "`mode`" in bad.output
+
+
+def test_one_document_gives_no_interval(tiny_gpt2, tiny_state_guard):
+    """All items from one document, cluster='document': no CI and no p-value (a 1-cluster bootstrap is fake)."""
+    one_doc = [it.model_copy(update={"document_id": "doc"}) for it in ITEMS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = dose_response(tiny_gpt2, one_doc, fractions=[0.25, 0.5], seeds=[0], n_resamples=50)
+        per_item = dose_response(tiny_gpt2, one_doc, fractions=[0.25, 0.5], seeds=[0], n_resamples=50, cluster="item")
+    did = [r for r in res.records if r.quantity == "ablation.dose_slope_did"][0]
+    assert did.attributes["ci_low"] is None and did.attributes["pvalue"] is None
+    assert any("fewer than 2 shared clusters" in w for w in did.warnings)
+    did_i = [r for r in per_item.records if r.quantity == "ablation.dose_slope_did"][0]
+    assert did_i.value == did.value and did_i.attributes["ci_low"] is not None and did_i.attributes["n_clusters"] == 4
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_smollm2_integration(smollm2):
+    """SmolLM2-135M on NTREX: 2 languages x 8 test sentences (2 dev for ranking), late layers only, 2 fractions.
+
+    Quantization is restricted to blocks 28-29 (an EvalCondition) to keep the run short on 2 CPU cores. Checks
+    structure, finiteness and sanity (ablating heads hurts on average; damage is in [0, 1]); not a claim.
+    """
+    import os
+
+    from qdmodels.corpora.ntrex import load_ntrex
+    from qdmodels.evaluation import EvalCondition
+    from qdmodels.quantization import quantized
+
+    data = os.environ.get("QD_DATA_DIR", "/work/shared/data")
+    try:
+        test = load_ntrex(["eng_Latn", "heb_Hebr"], split="test", limit=8, data_dir=data).items
+        dev = load_ntrex(["eng_Latn", "heb_Hebr"], split="dev", limit=2, data_dir=data).items
+    except (FileNotFoundError, ValueError) as exc:
+        pytest.skip(f"NTREX-128 not available: {exc}")
+    late = EvalCondition({"scheme": "int4-g64-sym", "protect": "none", "prune": "none", "sites": "layers.28,layers.29"},
+                         lambda m: quantized(m, "int4-g64-sym", sites=["layers.28", "layers.29"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = head_importance(smollm2, dev, layers=[28, 29], cluster="item", n_resamples=199)
+        res = dose_response(smollm2, test, fractions=[0.25, 0.5], layers=[28, 29], order="ranked", importance=imp,
+                            rank_language="heb_Hebr", schemes=["fp32", late], cluster="item", n_resamples=199)
+    assert count_hooks(smollm2.model) == 0
+    q = [r.quantity for r in res.records]
+    assert q.count("ablation.delta_bits_per_byte") == 2 * 2 * 2 and q.count("ablation.dose_slope") == 4
+    assert q.count("ablation.dose_slope_did") == 2 and q.count("ablation.dose_slope_quant_diff") == 2
+    for r in res.records:
+        assert np.isfinite(r.value) and r.attributes["ci_low"] is not None, r.quantity
+    curve = res.curve()
+    assert (curve.groupby("scheme")["delta"].mean() > 0).all()  # removing half the late heads hurts on average
+    qdiff = [r for r in res.records if r.quantity == "ablation.dose_slope_quant_diff"][0]
+    assert qdiff.condition["sites"] == "layers.28,layers.29"

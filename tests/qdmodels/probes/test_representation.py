@@ -11,12 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
-
-from qdstats._validation import DegenerateDataWarning
-from qdstats.records import Measurement
 
 from qdmodels.evaluation import EvalCondition, text_items
 from qdmodels.hooks import count_hooks
@@ -28,6 +24,8 @@ from qdmodels.representation import (
     representation_damage,
     unit_spans,
 )
+from qdstats._validation import DegenerateDataWarning
+from qdstats.records import Measurement
 
 ITEMS = text_items({
     "eng_Latn": ["The quick brown fox jumps.", "Quantization hurts some languages.", "A dog sleeps here."],
@@ -40,7 +38,7 @@ def _hsic_cka(x, y):
     n = x.shape[0]
     h = np.eye(n) - np.ones((n, n)) / n
     k, ell = x @ x.T, y @ y.T
-    hsic = lambda a, b: np.trace(a @ h @ b @ h)  # noqa: E731
+    hsic = lambda a, b: np.trace(a @ h @ b @ h)
     return hsic(k, ell) / np.sqrt(hsic(k, k) * hsic(ell, ell))
 
 
@@ -54,6 +52,32 @@ def test_linear_cka_closed_forms():
     q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
     np.testing.assert_allclose(linear_cka(x, 2.5 * x @ q + 7.0), 1.0, rtol=1e-10)  # orthogonal, scale, shift
     assert linear_cka(x, x * np.arange(1, 7)) < 0.999  # not invariant to anisotropic scaling: the test can fail
+
+
+def _song_unbiased_cka(x, y):
+    """Song et al. (2012) unbiased HSIC on Gram matrices with zeroed diagonals, then CKA."""
+    n = x.shape[0]
+    one = np.ones(n)
+
+    def hsic1(k, ell):
+        k, ell = k - np.diag(np.diag(k)), ell - np.diag(np.diag(ell))
+        return (np.trace(k @ ell) + (one @ k @ one) * (one @ ell @ one) / ((n - 1) * (n - 2))
+                - 2.0 / (n - 2) * one @ k @ ell @ one) / (n * (n - 3))
+
+    k, ell = x @ x.T, y @ y.T
+    return hsic1(k, ell) / np.sqrt(hsic1(k, k) * hsic1(ell, ell))
+
+
+def test_debiased_cka_against_song_unbiased_hsic():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(15, 20))
+    y = rng.normal(size=(15, 8))  # independent: plain CKA is biased upward at small n, debiased near 0
+    np.testing.assert_allclose(linear_cka(x, y, debiased=True), _song_unbiased_cka(x, y), rtol=1e-10)
+    z = x[:, :8] + 0.3 * rng.normal(size=(15, 8))
+    np.testing.assert_allclose(linear_cka(x, z, debiased=True), _song_unbiased_cka(x, z), rtol=1e-10)
+    assert abs(linear_cka(x, y, debiased=True)) < linear_cka(x, y)
+    with pytest.raises(ValueError, match="at least 4 rows"):
+        linear_cka(x[:3], y[:3], debiased=True)
 
 
 @given(st.lists(st.integers(0, 3), min_size=5, max_size=5), st.integers(0, 2**31 - 1))
@@ -97,7 +121,7 @@ def test_unit_spans_and_pooling():
     spans = unit_spans(text)
     data = text.encode("utf-8")
     assert [data[s:e].decode() for s, e in spans] == ["ab", "שלום", "x"]
-    zh = "你好 a".encode("utf-8")
+    zh = "你好 a".encode()
     assert [zh[s:e].decode() for s, e in unit_spans("你好 a", units="characters")] == ["你", "好", "a"]
     # tokens: "ab", " ש", "לום", " x" (byte spans); the leading space belongs to no word
     tok = [(0, 2), (3, 6), (6, 12), (12, 14)]
@@ -178,9 +202,8 @@ def test_validation(tiny_gpt2):
 def test_cli_repr(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
+    from qdmodels.cli import probe
     from qdstats.records import read_records
-
-    import qdmodels.cli.probe as probe
 
     monkeypatch.setattr(probe, "_items", lambda corpus, langs, split, limit, data_dir: {
         k: v for k, v in [("eng_Latn", ITEMS[:3]), ("heb_Hebr", ITEMS[3:])]})
@@ -193,3 +216,32 @@ def test_cli_repr(tmp_path, monkeypatch):
     bad = CliRunner().invoke(probe.app, ["repr", "--model", "tiny:gpt2", "--quant", "int4-ch-sym", "--layers", "x",
                                          "--out", str(out)])
     assert bad.exit_code == 2 and "`--layers` must be comma-separated integers" in bad.output
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_smollm2_integration(smollm2):
+    """SmolLM2-135M on NTREX: 2 languages x 8 test sentences, 2 layers; only block 29 is quantized (int3), so
+    block 28 must be untouched (all similarities exactly 1) and block 29 damaged (< 1). Also words vs tokens."""
+    import os
+
+    from qdmodels.corpora.ntrex import load_ntrex
+    from qdmodels.quantization import quantized
+
+    try:
+        test = load_ntrex(["eng_Latn", "heb_Hebr"], split="test", limit=8,
+                          data_dir=os.environ.get("QD_DATA_DIR", "/work/shared/data")).items
+    except (FileNotFoundError, ValueError) as exc:
+        pytest.skip(f"NTREX-128 not available: {exc}")
+    cond = EvalCondition({"scheme": "int3-g64-sym", "protect": "none", "prune": "none", "sites": "layers.29"},
+                         lambda m: quantized(m, "int3-g64-sym", sites=["layers.29"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = representation_damage(smollm2, test, [cond], layers=[28, 29], max_tokens=512, n_resamples=199)
+    assert count_hooks(smollm2.model) == 0
+    df = res.frame()
+    assert len(df) == 2 * 2 * 3
+    np.testing.assert_allclose(df[df.layer == 28]["value"], 1.0, atol=1e-12)  # upstream of the change: identical
+    late = df[df.layer == 29]
+    assert ((late["value"] < 1.0) & (late["value"] > 0.5)).all()
+    assert all(r.attributes["ci_low"] is not None for r in res.records if r.attributes["layer"] == 29)
