@@ -32,7 +32,9 @@ def naive_loop(lm, items) -> tuple[list[float], int]:
 
 
 def main() -> None:
-    args = c.parser(__doc__.splitlines()[0], limit=16).parse_args()
+    p = c.parser(__doc__.splitlines()[0], limit=16)
+    p.add_argument("--batch-sizes", default="1,4,16", help="also time these batch sizes (comma-separated)")
+    args = p.parse_args()
     from qdmodels.evaluation import evaluate
 
     info = c.machine()
@@ -51,6 +53,11 @@ def main() -> None:
         nll_naive, n_tok = naive_loop(lm, its)
         t_n = time.perf_counter() - t
         rounds.append((t_b, t_n))
+    by_bs = {}
+    for bs in [int(x) for x in args.batch_sizes.split(",") if x]:
+        t = time.perf_counter()
+        evaluate(lm, None, its, batch_size=bs, progress=False)
+        by_bs[bs] = time.perf_counter() - t
     n_scored = sum(s.n_tokens for s in res.scores)
     assert n_scored == n_tok, "both paths must score the same tokens"
     max_diff = float(np.max(np.abs(np.array([s.nll_sum for s in res.scores]) - np.array(nll_naive))))
@@ -61,10 +68,12 @@ def main() -> None:
         "items": len(its), "tokens": n_scored, "batch_size": args.batch_size, "load_s": load_s,
         "batched_s": t_b, "naive_s": t_n, "rounds": rounds,
         "batched_tokens_per_s": n_scored / t_b, "naive_tokens_per_s": n_scored / t_n,
-        "speedup": t_n / t_b, "target_speedup": 2.0, "max_abs_nll_diff_nats": max_diff, **info,
+        "speedup": t_n / t_b, "target_speedup": 2.0,
+        "seconds_by_batch_size": by_bs, "speedup_by_batch_size": {k: t_n / v for k, v in by_bs.items()}, "max_abs_nll_diff_nats": max_diff, **info,
     }
     print(f"{len(its)} items, {n_scored} tokens: batched {n_scored / t_b:.1f} tok/s, naive {n_scored / t_n:.1f} tok/s, "
           f"speed-up {t_n / t_b:.2f}x (target >= 2x); max |ΔNLL| {max_diff:.2e} nats")
+    print("speed-up by batch size: " + ", ".join(f"{k}: {t_n / v:.2f}x" for k, v in by_bs.items()))
     c.write("bench_eval", result, args.out)
 
 
