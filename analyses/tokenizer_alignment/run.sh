@@ -7,7 +7,7 @@
 # analyses/tokenizer_parity/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-QD="python -c 'from qdmodels.cli.align import app; app()'"
+QD="qd align"
 OUT=analyses/tokenizer_alignment
 GOLDS=(
   "ud_hebrew_iahltwiki test context"

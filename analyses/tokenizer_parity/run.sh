@@ -4,7 +4,7 @@
 # once the lead mounts qdmodels.cli.tokenize in `qd`. Needs QD_DATA_DIR (the shared data directory).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-QD="python -c 'from qdmodels.cli.tokenize import app; app()'"
+QD="qd tokenize"
 for t in gpt2 llama2 llama3 qwen3 gemma3; do
   eval "$QD" parity --tokenizer "$t" --corpus ntrex128 --split all --n-resamples 999 --seed 0 \
     --out "analyses/tokenizer_parity/$t.jsonl"
@@ -24,4 +24,13 @@ PY
   eval "$QD" parity --tokenizer "$tmp/tokenizer.json" --name smollm2 --corpus ntrex128 --split all \
     --n-resamples 999 --seed 0 --out analyses/tokenizer_parity/smollm2.jsonl
 fi
-python analyses/tokenizer_parity/summarize.py analyses/tokenizer_parity/*.jsonl > analyses/tokenizer_parity/summary.csv
+# the repository keeps Parquet (about 20x smaller than the JSONL; same records, read with qdstats.records.read_parquet)
+python - <<'PY'
+import glob
+from pathlib import Path
+from qdstats.records import read_records, write_parquet
+for f in sorted(glob.glob("analyses/tokenizer_parity/*.jsonl")):
+    write_parquet(Path(f).with_suffix(".parquet"), read_records(f))
+    Path(f).unlink()
+PY
+python analyses/tokenizer_parity/summarize.py analyses/tokenizer_parity/*.parquet > analyses/tokenizer_parity/summary.csv

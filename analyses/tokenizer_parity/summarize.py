@@ -1,22 +1,15 @@
 """Wide CSV (one row per tokenizer x NTREX language label) from parity record files; full precision.
 
-NaN values (fertility of scripts without spaces, which carry a warning) are written by pydantic as JSON
-``null``, which ``read_records`` does not accept yet (reported to the lead); they are read back as NaN here.
+Reads the Parquet record files (``.jsonl`` files are read too). NaN values (fertility of scripts without spaces)
+carry a warning and stay NaN.
 """
 
-import json
-import math
 import sys
 
 from qdmodels.tokenization import parity_frame
-from qdstats.records import record_from_dict
+from qdstats.records import read_parquet, read_records
 
 recs = []
 for path in sys.argv[1:]:
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            d = json.loads(line)
-            if d.get("value", 0) is None and d.get("warnings"):
-                d["value"] = math.nan
-            recs.append(record_from_dict(d))
+    recs.extend(read_parquet(path) if path.endswith(".parquet") else read_records(path))
 parity_frame(recs).to_csv(sys.stdout, float_format="%.17g")
