@@ -1,0 +1,223 @@
+"""Records behind the seed claims (H1, H3, H4, H6, W2): one model, NTREX-128, eight languages, paired sentences.
+
+Usage (the commands that produced the committed records are in ``analyses/seed_claims/COMMANDS.md``):
+
+    QD_DATA_DIR=../shared/data python analyses/seed_claims/run_records.py --model smollm2-135m \\
+        --per-language 200 --steps fp32,int4-g64-sym,int3-g64-sym
+
+Steps (comma-separated; each writes its own file under ``analyses/records/<model>/`` and is skipped when that file
+exists, so an interrupted run resumes where it stopped):
+
+``fp32``, ``int4-g64-sym``, ...
+    Per-sentence evaluation at full precision or under group RTN fake quantization (H1, and the reference of
+    every other claim). Quantized steps also save ``quant.model_bits_per_weight`` / ``quant.bits_per_weight``.
+``prune=unstructured-0.5`` and ``int4-g64-sym+prune=unstructured-0.5``
+    Magnitude pruning alone and pruning followed by quantization (H6).
+``sweep=int4-g64-sym@test`` / ``sweep=int4-g64-sym@dev``
+    Single-layer sensitivity sweep (``qdmodels.sensitivity.sweep_layers``, prefix-cached) on the test items (H3)
+    or on the dev items (selection for H4). Resumable per (layer, language) unit.
+``protect=int4-g64-sym@k3``
+    H4: the k layers with the largest mean dev-split sensitivity over languages (from the ``@dev`` sweep, the
+    same rule as ``search_protection(method='topk')``) are kept in full precision; the plan is evaluated on the
+    test items. Needs the dev sweep and the unprotected test step.
+``bpw=int4-g64-sym``
+    Only the storage cost (``quant.model_bits_per_weight``) of the unprotected scheme, for H4's cost column.
+``gptq=int4-g64-sym@eng`` / ``@multi`` / ``@target``
+    W2: GPTQ-style calibrated quantization (``qdmodels.calibrated``) with calibration text from ``dataset_build``
+    (never NTREX test): English only, the eight languages balanced, or for each language a model calibrated on
+    that language's own text (English's target model is calibrated on English).
+
+Sentences: the NTREX test split (documents alternately assigned to dev/test by ``DOCUMENT_IDS.tsv`` order),
+``--per-language`` lines spread evenly over the split (every k-th line, so every test document contributes), the
+same lines in every language; dev steps use ``--dev-per-language`` lines of the dev split chosen the same way.
+Records keep ``eval.bits_per_byte``, ``eval.nll_sum``, ``eval.n_tokens`` and ``eval.n_bytes`` (the other
+per-sentence quantities are derivable) and are stored as Parquet to keep the repository small.
+Set ``QD_FIXED_TIMESTAMP`` to make provenance timestamps reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+KEEP = {"eval.bits_per_byte", "eval.nll_sum", "eval.n_tokens", "eval.n_bytes"}
+LANGS = ["eng_Latn", "deu_Latn", "fin_Latn", "tur_Latn", "heb_Hebr", "arb_Arab", "kor_Hang", "zho_Hans"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spread(items: list[Any], k: int) -> list[Any]:
+    """``k`` items spread evenly over ``items`` (first and last included), in order."""
+    n = len(items)
+    idx = sorted({int(round(i * (n - 1) / max(k - 1, 1))) for i in range(min(k, n))})
+    return [items[i] for i in idx]
+
+
+def load_items(split: str, per_language: int, langs: list[str]) -> dict[str, list[Any]]:
+    from qdmodels.corpora.ntrex import load_ntrex
+
+    pc = load_ntrex(langs, split=split)
+    return {lang: spread(list(its), per_language) for lang, its in pc.items.items()}
+
+
+def slug(step: str) -> str:
+    return step.replace("=", "_").replace("@", "_").replace("+", "_").replace(":", "_")
+
+
+def _quant_summary(report: Any, model_ref: Any, cond: dict[str, Any]) -> list[Any]:
+    """Model-level bits per weight of the quantized model, under the step's condition."""
+    from qdstats.records import Measurement
+
+    rep = getattr(report, "quantization", report)  # CompressionReport wraps a QuantizationReport
+    if rep is None or not hasattr(rep, "to_records"):
+        return []
+    out = []
+    for r in rep.to_records(model_ref):
+        if r.site is None and r.quantity in ("quant.bits_per_weight", "quant.model_bits_per_weight"):
+            out.append(Measurement(**{**r.model_dump(exclude={"provenance"}), "condition": cond}))
+    return out
+
+
+def eval_step(lm: Any, items: dict[str, list[Any]], cond: dict[str, Any], apply: Any, batch_size: int,
+              quant_records: list[Any]) -> list[Any]:
+    """Evaluate ``items`` with ``apply(model)`` (a context manager yielding a report or None) active."""
+    from qdmodels.evaluation import EvalCondition, evaluate_conditions
+
+    reports: list[Any] = []
+
+    @contextlib.contextmanager
+    def _apply(model: Any):  # noqa: ANN202
+        with apply(model) as rep:
+            reports.append(rep)
+            yield rep
+
+    res = evaluate_conditions(lm, items, [EvalCondition(cond, _apply if apply else None)], batch_size=batch_size)
+    recs = [r for x in res.values() for r in x.records if r.quantity in KEEP]
+    for rep in reports:
+        if rep is not None:
+            quant_records.extend(_quant_summary(rep, lm.ref, cond))
+    return recs
+
+
+def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> None:
+    from qdmodels.pruning import PruneSpec, compressed
+    from qdmodels.quantization import ProtectionPlan, QuantScheme, quantized
+    from qdstats.records import read_parquet, read_records, write_parquet
+
+    base = {"scheme": "fp32", "protect": "none", "prune": "none"}
+    test = load_items("test", args.per_language, args.langs)
+    extra: list[Any] = []
+    if step.startswith("sweep="):
+        from qdmodels.sensitivity import sweep_layers
+
+        scheme, split = step[len("sweep="):].split("@")
+        items = test if split == "test" else load_items("dev", args.dev_per_language, args.langs)
+        out = out_dir / f"{slug(step)}.jsonl"
+        res = sweep_layers(lm, items, scheme, granularity="layer", out=out, batch_size=args.batch_size,
+                           n_resamples=2000, rng=0)
+        print(f"{step}: {len(res.records)} new records, {len(res.skipped)} units skipped -> {out}", file=sys.stderr)
+        return
+    if step.startswith("bpw="):  # storage cost only (no evaluation): quantize, record bits per weight, restore
+        path = out_dir / f"{slug(step)}.parquet"
+        sch = QuantScheme.parse(step[len("bpw="):])
+        with quantized(lm.model, sch) as rep:
+            extra = _quant_summary(rep, lm.ref, {**base, "scheme": sch.key})
+        write_parquet(path, extra)
+        print(f"{step}: {len(extra)} quant records -> {path}", file=sys.stderr)
+        return
+    path = out_dir / f"eval_{slug(step)}.parquet"
+    if path.exists():
+        print(f"{step}: already done ({path})", file=sys.stderr)
+        return
+    if step == "fp32":
+        recs = eval_step(lm, test, base, None, args.batch_size, extra)
+    elif step.startswith("protect="):
+        scheme, kk = step[len("protect="):].split("@k")
+        k = int(kk)
+        dev_file = out_dir / f"{slug('sweep=' + scheme + '@dev')}.jsonl"
+        if not dev_file.exists():
+            raise SystemExit(f"{step}: run the step sweep={scheme}@dev first (missing {dev_file})")
+        by_layer: dict[int, list[float]] = {}
+        for r in read_records(dev_file):
+            if getattr(r, "quantity", None) == "sens.delta_bits_per_byte":
+                by_layer.setdefault(int(str(r.condition["sites"]).split(".")[1]), []).append(r.value)
+        n_langs = {len(v) for v in by_layer.values()}
+        if n_langs != {len(args.langs)}:
+            raise SystemExit(f"{step}: the dev sweep is incomplete ({n_langs} languages per layer)")
+        ranked = sorted(by_layer, key=lambda layer: -sum(by_layer[layer]) / len(by_layer[layer]))
+        plan = ProtectionPlan(layers=tuple(sorted(ranked[:k])))
+        print(f"{step}: protecting layers {plan.layers} (top-{k} mean dev Δbpb)", file=sys.stderr)
+        sch = QuantScheme.parse(scheme)
+        cond = {**base, "scheme": sch.key, "protect": plan.key, "selection_split": "dev"}
+        recs = eval_step(lm, test, cond, lambda m: quantized(m, sch, plan=plan), args.batch_size, extra)
+    elif step.startswith("gptq="):
+        from qdmodels.calibrated import gptq_quantized, gptq_scheme_key
+        from qdmodels.calibration import build_calibration, calibration_pool
+
+        scheme, comp = step[len("gptq="):].split("@")
+        sch = QuantScheme.parse(scheme)
+        pool = calibration_pool(args.langs, sources=("dataset_build",))
+        targets = [None] if comp != "target" else args.langs
+        recs = []
+        for target in targets:
+            if comp == "target":
+                cal = build_calibration(lm.tokenizer, pool, composition="target", target=target,
+                                        n_sequences=args.calib_sequences, seq_len=args.calib_len, seed=0)
+                items = {target: test[target]}
+            else:
+                cal = build_calibration(lm.tokenizer, pool, composition=comp, languages=args.langs if comp == "multi" else None,
+                                        n_sequences=args.calib_sequences, seq_len=args.calib_len, seed=0)
+                items = test
+            cal.check_disjoint([it for v in items.values() for it in v])
+            cond = {**base, "scheme": gptq_scheme_key(sch), "method": "gptq", **cal.condition()}
+            t0 = time.time()
+            recs += eval_step(lm, items, cond, lambda m, cal=cal: gptq_quantized(m, sch, cal), args.batch_size, extra)
+            print(f"{step} target={target}: {time.time() - t0:.0f} s", file=sys.stderr)
+    else:
+        scheme, prune = step, None
+        if "prune=" in step:
+            head, prune = step.split("prune=")
+            scheme = head.rstrip("+") or None
+        sch = QuantScheme.parse(scheme) if scheme else None
+        pr = PruneSpec.parse(prune) if prune else None
+        cond = {**base, "scheme": sch.key if sch else "fp32", "prune": pr.key if pr else "none"}
+        if pr is None:
+            recs = eval_step(lm, test, cond, lambda m: quantized(m, sch), args.batch_size, extra)
+        else:
+            recs = eval_step(lm, test, cond, lambda m: compressed(m, scheme=sch, prune=pr), args.batch_size, extra)
+    write_parquet(path, recs + extra)  # atomic
+    print(f"{step}: {len(recs)} eval records (+{len(extra)} quant) -> {path}", file=sys.stderr)
+    _ = read_parquet  # records are read back by the claims engine (qd claims build)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--per-language", type=int, default=200)
+    ap.add_argument("--dev-per-language", type=int, default=40)
+    ap.add_argument("--langs", default=",".join(LANGS))
+    ap.add_argument("--steps", default="fp32,int4-g64-sym,int3-g64-sym")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--calib-sequences", type=int, default=64)
+    ap.add_argument("--calib-len", type=int, default=256)
+    ap.add_argument("--out-dir", type=Path, default=None)
+    args = ap.parse_args(argv)
+    args.langs = args.langs.split(",")
+
+    from qdmodels.cli.measure import _load as load_model  # also accepts tiny:<family> (smoke runs)
+
+    out_dir = args.out_dir or ROOT / "analyses" / "records" / args.model
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lm = load_model(args.model, None)
+    for step in args.steps.split(","):
+        t0 = time.time()
+        run_step(step.strip(), lm, args, out_dir)
+        print(f"[{step}] {time.time() - t0:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

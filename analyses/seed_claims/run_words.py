@@ -1,0 +1,87 @@
+"""H2 records: per-word ΔNLL (full precision vs a quantized condition) joined with gold morpheme-boundary alignment.
+
+Usage (see ``analyses/seed_claims/COMMANDS.md`` for the commands that produced the committed records):
+
+    QD_DATA_DIR=../shared/data python analyses/seed_claims/run_words.py --model smollm2-135m \\
+        --treebanks ud_hebrew_iahltwiki,ud_korean_kaist --split test --limit 300 --scheme int4-g64-sym
+
+For each treebank the sentences of one split are scored with per-token log-probs (byte spans kept) at full
+precision and under ``--scheme``; every word with a gold segmentation (UD multiword tokens for Hebrew, the Kaist
+``+`` morpheme segmentation for Korean) gets its ΔNLL (sum over its tokens, and per byte; tokens are assigned to
+the first word their bytes overlap), its boundary precision/recall/F1 against the tokenizer in context, its
+log corpus frequency (word-form counts over the whole treebank split), length in bytes, token count and relative
+position. Output: ``analyses/records/<model>/words_<treebank>_<scheme>.parquet`` (records
+``eval.word_delta_nll`` and ``eval.word_delta_nll_per_byte`` with the covariates as attributes), skipped when it
+exists. The sentence is the cluster (``item_id = <sent_id>:<word index>``; ``attributes.sentence_id``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--treebanks", default="ud_hebrew_iahltwiki,ud_korean_kaist")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--scheme", default="int4-g64-sym")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--out-dir", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    from qdmodels.corpora.types import ParallelItem
+    from qdmodels.corpora.ud import load_conllu
+    from qdmodels.evaluation import evaluate_conditions, quant_condition
+    from qdmodels.cli.measure import _load as load_model  # also accepts tiny:<family> (smoke runs)
+    from qdmodels.quantization import QuantScheme
+    from qdmodels.tokenization.alignment import align_sentence
+    from qdmodels.tokenization.attribution import word_damage, word_damage_records, word_frequencies
+    from qdstats.records import write_parquet
+
+    out_dir = args.out_dir or ROOT / "analyses" / "records" / args.model
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scheme = QuantScheme.parse(args.scheme)
+    lm = None
+    for tb in args.treebanks.split(","):
+        path = out_dir / f"words_{tb}_{scheme.key}.parquet"
+        if path.exists():
+            print(f"{tb}: already done ({path})", file=sys.stderr)
+            continue
+        every = load_conllu(tb, args.split)
+        freqs = word_frequencies(every)  # frequency over the whole split, not only the scored sentences
+        # sentences spread over the split (every k-th), keeping only those with at least one gold-segmented word
+        usable = [s for s in every if any(w.segmentation is not None for w in s.words) and s.text.strip()]
+        k = max(1, len(usable) // args.limit) if args.limit else 1
+        sents = usable[::k][: args.limit] if args.limit else usable
+        if lm is None:
+            lm = load_model(args.model, None)
+        items = [ParallelItem(item_id=s.sent_id, line=i, document_id=s.sent_id, language=s.language,
+                              source_code=s.language, text=s.text, split=s.split, corpus=s.corpus)
+                 for i, s in enumerate(sents)]
+        res = evaluate_conditions(lm, items, ["fp32", quant_condition(scheme)], batch_size=args.batch_size,
+                                  keep_token_logprobs=True)
+        fp, q = list(res.values())
+        fp_t = {t.item_id: t for t in fp.token_logprobs}
+        q_t = {t.item_id: t for t in q.token_logprobs}
+        rows = []
+        for s in sents:
+            al = align_sentence(lm.tokenizer, s)
+            # words with a gold segmentation only (they have an alignment); F1 may still be NaN (undefined)
+            rows += [r for r in word_damage(fp_t[s.sent_id], q_t[s.sent_id], s, alignments=al, frequencies=freqs)
+                     if r.n_gold_boundaries is not None]
+        cond = {"scheme": scheme.key, "protect": "none", "prune": "none"}
+        recs = word_damage_records(rows, model=lm.ref, corpus=sents[0].corpus, condition=cond)
+        write_parquet(path, recs)
+        print(f"{tb}: {len(sents)} sentences, {len(rows)} gold-segmented words, {len(recs)} records -> {path}",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
