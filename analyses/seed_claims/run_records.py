@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.langs = args.langs.split(",")
 
-    from qdmodels.cli.measure import _load as load_model  # also accepts tiny:<family> (smoke runs)
+    from qdmodels.cli._common import load as load_model  # also accepts tiny:<family> (smoke runs)
 
     out_dir = args.out_dir or ROOT / "analyses" / "records" / args.model
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from qdmodels.corpora.types import ParallelItem
     from qdmodels.corpora.ud import load_conllu
     from qdmodels.evaluation import evaluate_conditions, quant_condition
-    from qdmodels.cli.measure import _load as load_model  # also accepts tiny:<family> (smoke runs)
+    from qdmodels.cli._common import load as load_model  # also accepts tiny:<family> (smoke runs)
     from qdmodels.quantization import QuantScheme
     from qdmodels.tokenization.alignment import align_sentence
     from qdmodels.tokenization.attribution import word_damage, word_damage_records, word_frequencies

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-resamples", type=int, default=1999)
     args = ap.parse_args(argv)
 
-    from qdmodels.cli.measure import _load
+    from qdmodels.cli._common import load as _load
     from qdstats.correlation import corr
     from qdstats.records import read_parquet, read_records, to_frame
     from qdstats.resampling import cluster_bootstrap_ci

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ def demo(
     batch_size: Annotated[int, typer.Option(help="Sentences per forward pass.")] = 8,
     n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory (else $QD_DATA_DIR, else the user cache).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (else $QD_DATA_DIR, else the user cache).")] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML/Markdown report.")] = False,
 ) -> None:
     """Evaluate several languages at fp32, INT4 and INT3; print per-language Δ bits per byte with CIs and the

@@ -9,9 +9,8 @@ Exit codes: 0 ok, 1 failed run, 2 usage or validation error.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -23,59 +22,21 @@ sweep_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_excep
 _CORPORA = ("ntrex128",)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Embedded name (smollm2-135m), .gguf file, directory, HF id, or tiny:<family>.")]
-RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub revision (HF ids only).")]
+RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision (HF ids only).")]
 CorpusOpt = Annotated[str, typer.Option("--corpus", help="Corpus id (ntrex128).")]
 LangsOpt = Annotated[str, typer.Option("--langs", help="Comma-separated languages, e.g. eng_Latn,heb_Hebr or eng,heb.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="dev, test or all (document-level split).")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="First N items per language (smoke runs).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="First N items per language (smoke runs).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output JSONL file (records are appended).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Items per forward pass.")]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory (default QD_DATA_DIR or the cache).")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default QD_DATA_DIR or the cache).")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")]
 
 
-def _err(msg: str) -> None:
-    typer.echo(msg, err=True)
-
-
-def _guard(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; validation errors exit 2 with their message, other failures exit 1."""
-    try:
-        return fn()
-    except (ValueError, TypeError, KeyError) as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    except FileNotFoundError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    except typer.Exit:
-        raise
-    except Exception as exc:  # a failed run
-        _err(f"failed: {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
-
-
-def _load(model: str, revision: str | None) -> Any:
-    if model.startswith("tiny:"):
-        from qdmodels.testing import tiny_model
-
-        return tiny_model(model.split(":", 1)[1])  # type: ignore[arg-type]
-    from qdmodels.loading import load_model
-
-    return load_model(model, revision=revision)
-
-
-def _items(corpus: str, langs: str, split: str, limit: int | None, data_dir: Path | None) -> dict[str, Any]:
-    from qdstats._validation import check_option
-
-    check_option(corpus, "corpus", _CORPORA)
-    codes = [c.strip() for c in langs.split(",") if c.strip()]
-    if not codes:
-        raise ValueError(f"`--langs` must name at least one language; got {langs!r}.")
-    from qdmodels.corpora.ntrex import load_ntrex
-
-    pc = load_ntrex(codes, split=split, limit=limit, data_dir=data_dir)  # type: ignore[arg-type]
-    return {k: list(v) for k, v in pc.items.items()}
+from qdmodels.cli._common import err as _err
+from qdmodels.cli._common import guard as _guard
+from qdmodels.cli._common import load as _load
+from qdmodels.cli._common import ntrex_items as _items
 
 
 def eval_cmd(
@@ -85,8 +46,8 @@ def eval_cmd(
     corpus: CorpusOpt = "ntrex128",
     split: SplitOpt = "test",
     limit: LimitOpt = None,
-    quant: Annotated[Optional[str], typer.Option("--quant", help="QuantScheme key, e.g. int4-g128-sym.")] = None,
-    protect: Annotated[Optional[str], typer.Option("--protect", help="ProtectionPlan key, e.g. 'layers=0,1'.")] = None,
+    quant: Annotated[str | None, typer.Option("--quant", help="QuantScheme key, e.g. int4-g128-sym.")] = None,
+    protect: Annotated[str | None, typer.Option("--protect", help="ProtectionPlan key, e.g. 'layers=0,1'.")] = None,
     fp: Annotated[bool, typer.Option("--fp/--no-fp", help="Also evaluate the full-precision baseline (paired).")] = True,
     batch_size: BatchOpt = 16,
     revision: RevisionOpt = None,
@@ -96,9 +57,12 @@ def eval_cmd(
     """Bits per byte per sentence and language, full precision and/or quantized (paired items)."""
 
     def run() -> None:
+        from qdmodels.evaluation import (
+            evaluate_conditions,
+            fp_condition,
+            quant_condition,
+        )
         from qdstats.records import write_records
-
-        from qdmodels.evaluation import evaluate_conditions, fp_condition, quant_condition
 
         if protect is not None and quant is None:
             raise ValueError("`--protect` needs `--quant` (a protection plan only applies to a quantized model).")
@@ -144,7 +108,7 @@ def sweep_layers_cmd(
     split: SplitOpt = "dev",
     limit: LimitOpt = None,
     granularity: Annotated[str, typer.Option("--granularity", help="layer or component.")] = "layer",
-    layers: Annotated[Optional[str], typer.Option("--layers", help="Comma-separated block indices (default all).")] = None,
+    layers: Annotated[str | None, typer.Option("--layers", help="Comma-separated block indices (default all).")] = None,
     prefix_cache: Annotated[bool, typer.Option("--prefix-cache/--no-prefix-cache", help="Reuse fp prefix states.")] = True,
     n_resamples: Annotated[int, typer.Option("--n-resamples", help="Cluster-bootstrap resamples per CI (0: none).")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
@@ -183,7 +147,7 @@ def sweep_layers_cmd(
 def weights_cmd(
     model: ModelOpt,
     out: OutOpt,
-    sites: Annotated[Optional[str], typer.Option("--sites", help="Comma-separated site names/prefixes/globs.")] = None,
+    sites: Annotated[str | None, typer.Option("--sites", help="Comma-separated site names/prefixes/globs.")] = None,
     k: Annotated[float, typer.Option("--k", help="Outlier threshold in standard deviations.")] = 3.0,
     super_weight_top: Annotated[int, typer.Option("--super-weight-top", help="Candidates per down_proj.")] = 1,
     revision: RevisionOpt = None,
@@ -191,9 +155,8 @@ def weights_cmd(
     """Exact per-site weight statistics (kurtosis, kσ outliers, max/σ, per-channel, super weights)."""
 
     def run() -> None:
-        from qdstats.records import write_records
-
         from qdmodels.weights import weight_stats
+        from qdstats.records import write_records
 
         lm = _load(model, revision)
         site_list = [s.strip() for s in sites.split(",") if s.strip()] if sites else None
@@ -224,9 +187,8 @@ def activations_cmd(
     """Per-language, per-layer activation statistics over real tokens (scoped hooks)."""
 
     def run() -> None:
-        from qdstats.records import write_records
-
         from qdmodels.activations import activation_stats
+        from qdstats.records import write_records
 
         items = _items(corpus, langs, split, limit, data_dir)
         lm = _load(model, revision)

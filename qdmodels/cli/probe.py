@@ -8,9 +8,8 @@ Exit codes: 0 ok, 1 failed run, 2 usage or validation error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -35,45 +34,10 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Items per forward p
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default QD_DATA_DIR or the cache).")]
 
 
-def _err(msg: str) -> None:
-    typer.echo(msg, err=True)
-
-
-def _guard(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; validation errors exit 2 with their message, other failures exit 1."""
-    try:
-        return fn()
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    except typer.Exit:
-        raise
-    except Exception as exc:  # a failed run
-        _err(f"failed: {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
-
-
-def _load(model: str, revision: str | None) -> Any:
-    if model.startswith("tiny:"):
-        from qdmodels.testing import tiny_model
-
-        return tiny_model(model.split(":", 1)[1])  # type: ignore[arg-type]
-    from qdmodels.loading import load_model
-
-    return load_model(model, revision=revision)
-
-
-def _items(corpus: str, langs: str, split: str, limit: int | None, data_dir: Path | None) -> dict[str, Any]:
-    from qdstats._validation import check_option
-
-    check_option(corpus, "corpus", _CORPORA)
-    codes = [c.strip() for c in langs.split(",") if c.strip()]
-    if not codes:
-        raise ValueError(f"`--langs` must name at least one language; got {langs!r}.")
-    from qdmodels.corpora.ntrex import load_ntrex
-
-    pc = load_ntrex(codes, split=split, limit=limit, data_dir=data_dir)  # type: ignore[arg-type]
-    return {k: list(v) for k, v in pc.items.items()}
+from qdmodels.cli._common import err as _err
+from qdmodels.cli._common import guard as _guard
+from qdmodels.cli._common import load as _load
+from qdmodels.cli._common import ntrex_items as _items
 
 
 def _ints(text: str | None, name: str) -> list[int] | None:

@@ -9,7 +9,6 @@ Exit codes: 0 ok, 1 a failed run (any job failed), 2 usage or validation error.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,24 +24,8 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="Sweep output directo
 WorkersOpt = Annotated[int, typer.Option("--workers", help="Worker processes (pool) or actors (ray).")]
 
 
-def _err(msg: str) -> None:
-    typer.echo(msg, err=True)
-
-
-def _guard(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except typer.Exit:
-        raise
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    except ImportError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    except Exception as exc:  # noqa: BLE001 - any other error is a failed run (exit 1)
-        _err(f"failed: {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+from qdmodels.cli._common import err as _err
+from qdmodels.cli._common import guard as _guard
 
 
 def _out(spec: Any, out: Path | None) -> Path:
