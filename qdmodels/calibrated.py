@@ -546,6 +546,7 @@ def apply_gptq(
     batch_size: int = 8,
     compute_dtype: ComputeDtype = "float32",
     fp_bits: int = 16,
+    skip_positions: int = 0,
 ) -> GPTQHandle:
     """GPTQ-quantize the selected sites of ``model`` in place (block by block); return a restorable handle.
 
@@ -567,6 +568,9 @@ def apply_gptq(
         Calibration sequences per forward.
     fp_bits : int, default 16
         Storage bits of full-precision tensors in ``model_bits_per_weight``.
+    skip_positions : int, default 0
+        Leading positions of every calibration row left out of the Hessians (1 drops the context token, whose
+        massive activations can dominate ``X X^T``). The rows still run through the model unchanged.
 
     Returns
     -------
@@ -671,7 +675,10 @@ def apply_gptq(
                         with HookSet() as hs:
                             for n, m in mods.items():
                                 def acc(mod: Any, args: tuple, _n: str = n, H: dict = H, count: dict = count) -> None:
-                                    x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+                                    a = args[0].detach()
+                                    if skip_positions and a.ndim == 3:
+                                        a = a[:, skip_positions:, :]
+                                    x = a.reshape(-1, a.shape[-1]).double()
                                     H[_n] += 2.0 * x.t() @ x
                                     count[_n] += x.shape[0]
                                 hs.pre(m, acc)

@@ -174,7 +174,10 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
             cal.check_disjoint([it for v in items.values() for it in v])
             cond = {**base, "scheme": gptq_scheme_key(sch), "method": "gptq", **cal.condition()}
             t0 = time.time()
-            recs += eval_step(lm, items, cond, lambda m, cal=cal: gptq_quantized(m, sch, cal), args.batch_size, extra)
+            cond.update({"percdamp": args.gptq_percdamp, "skip_positions": args.gptq_skip_positions})
+            recs += eval_step(lm, items, cond, lambda m, cal=cal: gptq_quantized(
+                m, sch, cal, percdamp=args.gptq_percdamp, skip_positions=args.gptq_skip_positions),
+                args.batch_size, extra)
             print(f"{step} target={target}: {time.time() - t0:.0f} s", file=sys.stderr)
     else:
         scheme, prune = step, None
@@ -197,12 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--per-language", type=int, default=200)
-    ap.add_argument("--dev-per-language", type=int, default=40)
+    ap.add_argument("--dev-per-language", type=int, default=24)
     ap.add_argument("--langs", default=",".join(LANGS))
     ap.add_argument("--steps", default="fp32,int4-g64-sym,int3-g64-sym")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--calib-sequences", type=int, default=64)
     ap.add_argument("--calib-len", type=int, default=256)
+    ap.add_argument("--gptq-percdamp", type=float, default=0.1,
+                    help="GPTQ dampening (fraction of mean diag H); 0.1 chosen on NTREX dev, see README")
+    ap.add_argument("--gptq-skip-positions", type=int, default=0,
+                    help="leading positions of each calibration row left out of the Hessians")
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     args.langs = args.langs.split(",")
