@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from qdmodels.cli._common import load as load_model  # also accepts tiny:<family> (smoke runs)
     from qdmodels.quantization import QuantScheme
     from qdmodels.tokenization.alignment import align_sentence
+    from qdmodels.tokenization.loading import load_tokenizer
     from qdmodels.tokenization.attribution import word_damage, word_damage_records, word_frequencies
     from qdstats.records import write_parquet
 
@@ -70,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         fp_t = {t.item_id: t for t in fp.token_logprobs}
         q_t = {t.item_id: t for t in q.token_logprobs}
         rows = []
+        lt = load_tokenizer(lm.tokenizer)  # once: describing (and hashing) a tokenizer is not free
         for s in sents:
-            al = align_sentence(lm.tokenizer, s)
+            al = align_sentence(lt, s)
             # words with a gold segmentation only (they have an alignment); F1 may still be NaN (undefined)
             rows += [r for r in word_damage(fp_t[s.sent_id], q_t[s.sent_id], s, alignments=al, frequencies=freqs)
                      if r.n_gold_boundaries is not None]

@@ -29,3 +29,19 @@ def test_committed_record_file_reads_back(path: Path) -> None:
 
 def test_there_are_committed_records() -> None:
     assert len(FILES) >= 6
+
+
+def test_committed_claims_table_is_fresh() -> None:
+    """docs/claims.md comes from analyses/claims_table, which must match the committed specs and records.
+
+    Rebuild with ``bash analyses/seed_claims/build_table.sh`` after changing a spec or a record file.
+    """
+    from qdstats.claims.engine import check_table
+
+    table = ROOT / "analyses" / "claims_table" / "claims_table.json"
+    if not table.exists():
+        pytest.skip("no committed claims table yet")
+    report = check_table(table, rebuild=False)
+    assert report.fresh, report.problems
+    md = (ROOT / "analyses" / "claims_table" / "claims_table.md").read_text(encoding="utf-8")
+    assert md in (ROOT / "docs" / "claims.md").read_text(encoding="utf-8"), "docs/claims.md is not the committed table"
