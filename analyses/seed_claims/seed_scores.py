@@ -122,13 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     # ---------------------------------------------------------------- Fair-Efficiency Score
     lines += ["## Fair-Efficiency Score (seed M25) beside its components", ""]
     recs = []
-    for f in sorted(rec_dir.glob("eval_*.parquet")):
+    for f in sorted([*rec_dir.glob("eval_*.parquet"), *rec_dir.glob("bpw_*.parquet")]):
         recs += read_parquet(f)
     df = to_frame(recs)
     bpb = df[df["quantity"] == "eval.bits_per_byte"].copy()
     bpw = df[df["quantity"] == "quant.model_bits_per_weight"].copy()
     cond_cols = [c for c in df.columns if c.startswith("condition.")]
-    bpb["cond"] = bpb[cond_cols].astype(str).agg("|".join, axis=1)
+    def key(frame: pd.DataFrame) -> pd.Series:
+        return frame[cond_cols].apply(lambda c: c.map(str)).agg("|".join, axis=1)
+
+    bpb["cond"] = key(bpb)
     fp = bpb[bpb["condition.scheme"] == "fp32"].query("`condition.prune` == 'none'")
     fp_wide = fp.pivot_table(index="item_id", columns="language", values="value")
     docs = fp.drop_duplicates("item_id").set_index("item_id")["attributes.document_id"].reindex(fp_wide.index)
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         d_eng = float(D[:, eng].mean())
         ratio = float(np.mean(D[:, others].mean(axis=0) / d_eng))
         row.update({"delta_eng": d_eng, "mean_delta_other": float(D[:, others].mean()), "disparity_ratio": ratio})
-        pb = bpw[(bpw[cond_cols].astype(str).agg("|".join, axis=1) == cond)]
+        pb = bpw[key(bpw) == cond] if len(bpw) else bpw
         model_bpw = float(pb["value"].iloc[0]) if len(pb) else math.nan
         pruned = first["condition.prune"] != "none"
         eff = 16.0 / model_bpw if (np.isfinite(model_bpw) and not pruned) else math.nan
