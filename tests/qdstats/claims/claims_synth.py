@@ -52,7 +52,8 @@ def bpb_records(
             for cond, v in ((baseline, b), (treatment, t)):
                 out.append(Measurement(quantity="eval.bits_per_byte", value=float(v), model=model, language=lang,
                                        corpus=corpus, item_id=f"s{i:04d}", condition=dict(cond),
-                                       attributes=dict(attributes or {}), routine=routine))
+                                       attributes={"document_id": f"d{i // 4:03d}", **(attributes or {})},
+                                       routine=routine))
     return out
 
 
