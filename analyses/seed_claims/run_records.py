@@ -105,7 +105,7 @@ def eval_step(lm: Any, items: dict[str, list[Any]], cond: dict[str, Any], apply:
 def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> None:
     from qdmodels.pruning import PruneSpec, compressed
     from qdmodels.quantization import ProtectionPlan, QuantScheme, quantized
-    from qdstats.records import read_parquet, read_records, write_parquet
+    from qdstats.records import read_records, write_parquet
 
     base = {"scheme": "fp32", "protect": "none", "prune": "none"}
     test = load_items("test", args.per_language, args.langs)
@@ -193,7 +193,6 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
             recs = eval_step(lm, test, cond, lambda m: compressed(m, scheme=sch, prune=pr), args.batch_size, extra)
     write_parquet(path, recs + extra)  # atomic
     print(f"{step}: {len(recs)} eval records (+{len(extra)} quant) -> {path}", file=sys.stderr)
-    _ = read_parquet  # records are read back by the claims engine (qd claims build)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -175,6 +175,17 @@ def main(argv: list[str] | None = None) -> int:
             row.update({"fes_ci_low": float(ci.ci.low), "fes_ci_high": float(ci.ci.high)})
         table.append(row)
     fes_df = pd.DataFrame(table)
+    # per-language mean Δ bits per byte vs fp32 for every condition (the numbers docs/calibration.md cites)
+    per_lang = {}
+    for cond, sub in bpb.groupby("cond"):
+        first = sub.iloc[0]
+        if first["condition.scheme"] == "fp32" and first["condition.prune"] == "none":
+            continue
+        label = ", ".join(f"{c.split('.', 1)[1]}={first[c]}" for c in cond_cols
+                          if isinstance(first[c], str) and first[c] != "none" and c != "condition.attribution_rule")
+        wide = sub.pivot_table(index="item_id", columns="language", values="value").reindex(fp_wide.index)
+        per_lang[label] = (wide - fp_wide).mean()
+    per_lang_df = pd.DataFrame(per_lang).T
     fes_df.to_csv(out_md.with_suffix(".csv"), index=False, float_format="%.17g")
     hdr = ["condition", "items", "Δ eng (bpb)", "mean Δ other", "disparity (mean Δ_l/Δ_eng)", "model bits/weight",
            "efficiency (16/bpw)", "FES [95% CI]"]
@@ -184,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['fes']:.3f} [{r.get('fes_ci_low', math.nan):.3f}, {r.get('fes_ci_high', math.nan):.3f}]"
         lines.append(f"| {r['condition']} | {r['items']} | {r['delta_eng']:.4f} | {r['mean_delta_other']:.4f} | "
                      f"{r['disparity_ratio']:.3f} | {r['model_bits_per_weight']:.3f} | {r['efficiency_vs_16bit']:.3f} | {f} |")
+    langs_all = list(per_lang_df.columns)
+    lines += ["", "Mean Δ bits per byte vs fp32 per language (same test sentences):", "",
+              "| condition | " + " | ".join(langs_all) + " |", "|" + "---|" * (len(langs_all) + 1)]
+    for label, row in per_lang_df.iterrows():
+        lines.append(f"| {label} | " + " | ".join(f"{row[c]:.3f}" for c in langs_all) + " |")
     lines += ["", "A disparity ratio is only meaningful when Δ eng is clearly above 0; a tiny Δ eng inflates it "
               "(see H1 in docs/claims.md for the difference in differences, which has no such problem).", ""]
     out_md.write_text("\n".join(lines) + "\n", encoding="utf-8")
