@@ -438,13 +438,12 @@ class _Scorer:
         return nll / LN2 / self.nbytes
 
     def score(self, start_layer: int) -> np.ndarray:
-        from qdmodels.evaluation import logprobs_from_logits
+        from qdmodels.evaluation import batch_logprobs
 
         if self.cache is not None:
             return self._bpb(self.cache.logprobs_from(start_layer))
         with torch.inference_mode():
-            per = [logprobs_from_logits(self.model(input_ids=b.input_ids, attention_mask=b.attention_mask,
-                                                   use_cache=False).logits, b) for b in self.batches]
+            per = [batch_logprobs(self.model, b) for b in self.batches]
         return self._bpb(per)
 
 

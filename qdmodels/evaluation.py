@@ -453,6 +453,66 @@ def forward_logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return run_batch(model, batch).logits
 
 
+def scored_mask(batch: Batch) -> torch.Tensor:
+    """Boolean (B, L) mask of the positions whose next-token prediction is scored: ``t < n_tokens`` per row."""
+    L = batch.input_ids.shape[1]
+    n = torch.tensor([e.n_tokens for e in batch.encoded])
+    return torch.arange(L).unsqueeze(0) < n.unsqueeze(1)
+
+
+@contextlib.contextmanager
+def scored_positions_only(model: torch.nn.Module, batch: Batch) -> Iterator[bool]:
+    """Within the block, the model's output head sees only the scored positions of ``batch``.
+
+    A forward pre-hook on ``model.get_output_embeddings()`` replaces its ``(B, L, H)`` input by the packed
+    ``(1, N, H)`` rows of :func:`scored_mask`, so no logits are computed for padding or for each row's last
+    position. Anything the model applies to the logits afterwards (e.g. Gemma's final soft-capping) is
+    elementwise and unaffected. Yields ``True`` when the hook is active (``False`` when the model has no output
+    embeddings: logits then stay ``(B, L, V)``). The hook is always removed.
+    """
+    getter = getattr(model, "get_output_embeddings", None)
+    head = getter() if callable(getter) else None
+    if not isinstance(head, torch.nn.Module):
+        yield False
+        return
+    mask = scored_mask(batch)
+
+    def pre(mod: Any, args: tuple) -> tuple | None:
+        h = args[0]
+        if h.ndim == 3 and tuple(h.shape[:2]) == tuple(mask.shape):
+            return (h[mask.to(h.device)].unsqueeze(0), *args[1:])
+        return None
+
+    handle = head.register_forward_pre_hook(pre)
+    try:
+        yield True
+    finally:
+        handle.remove()
+
+
+def packed_logprobs(logits: torch.Tensor, batch: Batch) -> list[np.ndarray]:
+    """Per-item log-probabilities (float64) from packed logits ``(1, N, V)`` of :func:`scored_positions_only`."""
+    mask = scored_mask(batch)
+    nxt = torch.roll(batch.input_ids, shifts=-1, dims=1)[mask].to(logits.device)
+    if logits.ndim != 3 or logits.shape[0] != 1 or logits.shape[1] != nxt.shape[0]:
+        raise ValueError(f"`logits` must be packed (1, {nxt.shape[0]}, V) for this batch; got {tuple(logits.shape)}.")
+    lp = -torch.nn.functional.cross_entropy(logits[0].float(), nxt, reduction="none").double().cpu().numpy()
+    return list(np.split(lp, np.cumsum([e.n_tokens for e in batch.encoded])[:-1]))
+
+
+def batch_logprobs(model: torch.nn.Module, batch: Batch) -> list[np.ndarray]:
+    """Per-item token log-probabilities of ``batch`` under ``model`` (one forward, no KV cache).
+
+    The output head is evaluated only at scored positions (:func:`scored_positions_only`), which removes the
+    padding and last-position share of the head and of the log-softmax, the largest per-token costs of small
+    models with big vocabularies. Equal to :func:`logprobs_from_logits` on full logits within float round-off
+    (tests/qdmodels/test_evaluation.py).
+    """
+    with scored_positions_only(model, batch) as packed:
+        logits = run_batch(model, batch).logits
+    return packed_logprobs(logits, batch) if packed else logprobs_from_logits(logits, batch)
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
@@ -569,8 +629,7 @@ def score_encoded(
     try:
         with torch.inference_mode(), _autocast(compute_dtype):
             for b in batches:
-                logits = forward_logits(model, b)
-                for e, lp in zip(b.encoded, logprobs_from_logits(logits, b)):
+                for e, lp in zip(b.encoded, batch_logprobs(model, b)):
                     result[pos[id(e)]] = lp
                 bar.update(len(b.encoded))
     finally:

@@ -45,13 +45,16 @@ from qdmodels.evaluation import (
     EncodedItem,
     _flatten_items,
     _unpack,
+    batch_logprobs,
     content_hash,
     context_token,
     encode_items,
     iter_languages,
     logprobs_from_logits,
     make_batches,
+    packed_logprobs,
     run_batch,
+    scored_positions_only,
 )
 from qdmodels.hooks import HookSet, detach_output, patched_forward
 
@@ -181,9 +184,9 @@ class PrefixCache:
                             outs[_j] = detach_output(out)
 
                         hs.forward(layer, keep)
-                    logits = run_batch(self.model, b).logits
+                    lps = batch_logprobs(self.model, b)
                 self._outputs.append(outs)
-                self.fp_logprobs.append(logprobs_from_logits(logits, b))
+                self.fp_logprobs.append(lps)
         return self
 
     def logits_from(self, start_layer: int, batch_index: int) -> torch.Tensor:
@@ -212,14 +215,20 @@ class PrefixCache:
         with torch.inference_mode(), patched_forward(patches):
             return run_batch(self.model, b).logits
 
+    def _logprobs_from_batch(self, start_layer: int, batch_index: int) -> list[np.ndarray]:
+        b = self.batches[batch_index]
+        with scored_positions_only(self.model, b) as packed:
+            logits = self.logits_from(start_layer, batch_index)
+        return packed_logprobs(logits, b) if packed else logprobs_from_logits(logits, b)
+
     def logprobs_from(self, start_layer: int) -> list[list[np.ndarray]]:
         """Per-batch, per-item token log-probs of the current model, restarting at ``start_layer``."""
-        return [logprobs_from_logits(self.logits_from(start_layer, k), b) for k, b in enumerate(self.batches)]
+        return [self._logprobs_from_batch(start_layer, k) for k in range(len(self.batches))]
 
 
 def _naive_logprobs(model: torch.nn.Module, batches: Sequence[Batch]) -> list[list[np.ndarray]]:
     with torch.inference_mode():
-        return [logprobs_from_logits(run_batch(model, b).logits, b) for b in batches]
+        return [batch_logprobs(model, b) for b in batches]
 
 
 # ----------------------------------------------------------------------------- sweep

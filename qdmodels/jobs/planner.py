@@ -207,9 +207,9 @@ def _time_forward(model: Any, tokenizer: Any, items: Sequence[Any], batch_size: 
     import torch
 
     from qdmodels.evaluation import (
+        batch_logprobs,
         context_token,
         encode_items,
-        logprobs_from_logits,
         make_batches,
     )
 
@@ -220,8 +220,7 @@ def _time_forward(model: Any, tokenizer: Any, items: Sequence[Any], batch_size: 
     order = batches[len(batches) // 2:] + batches[: len(batches) // 2]  # start mid-length, not the longest
     with torch.inference_mode():
         def one(b: Any) -> None:
-            logits = model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False).logits
-            logprobs_from_logits(logits, b)
+            batch_logprobs(model, b)
 
         one(order[0])  # warm-up
         # cycle through the batches: at least one full pass and 0.2 s, at most max_seconds

@@ -20,6 +20,7 @@ from qdmodels.evaluation import (
     text_items,
     token_byte_spans,
 )
+from qdmodels.testing import FAMILIES
 from qdstats.records import Measurement
 
 TEXTS = {
@@ -68,7 +69,7 @@ def test_counts_and_bits_per_byte_closed_form(tiny_gpt2, items):
     by = {(r.language, r.item_id, r.quantity): r for r in res.records}
     for it in items:
         n_tok = len(tiny_gpt2.tokenizer(it.text, add_special_tokens=False)["input_ids"])
-        g = lambda q: by[(it.language, it.item_id, q)].value  # noqa: E731
+        g = lambda q: by[(it.language, it.item_id, q)].value
         assert g("eval.n_tokens") == n_tok
         assert g("eval.n_bytes") == len(it.text.encode("utf-8"))
         assert g("eval.n_chars") == len(it.text)
@@ -253,3 +254,32 @@ def test_cli_eval(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "`--protect` needs `--quant`" in bad.output
     bad = runner.invoke(_cli_app(), ["eval", "--model", "tiny:lama", "--out", str(out)])
     assert bad.exit_code == 2 and "Did you mean 'llama'" in bad.output
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_packed_head_equals_full_logits(tiny_models, items, family):
+    """Oracle: log-probs from the full (B, L, V) logits. The packed path evaluates the output head only at the
+    scored positions (Gemma's soft-capping included); atol 1e-5 nats per token (fp32 GEMM blocking differs)."""
+    from qdmodels.evaluation import (
+        batch_logprobs,
+        context_token,
+        encode_items,
+        logprobs_from_logits,
+        make_batches,
+        run_batch,
+        scored_positions_only,
+    )
+
+    lm = tiny_models[family]
+    enc = encode_items(lm.model, lm.tokenizer, items)
+    batches = make_batches(enc, batch_size=3, pad_id=context_token(lm.tokenizer)[0])
+    with torch.no_grad():
+        for b in batches:
+            full = logprobs_from_logits(run_batch(lm.model, b).logits, b)
+            with scored_positions_only(lm.model, b) as packed:
+                assert packed
+                logits = run_batch(lm.model, b).logits
+            assert logits.shape[:2] == (1, sum(e.n_tokens for e in b.encoded))  # padding never reached the head
+            for x, y in zip(batch_logprobs(lm.model, b), full):
+                np.testing.assert_allclose(x, y, rtol=0, atol=1e-5, err_msg=family)
+    assert not lm.model.get_output_embeddings()._forward_pre_hooks  # hook removed

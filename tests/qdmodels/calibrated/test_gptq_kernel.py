@@ -126,7 +126,7 @@ def _obs_sequential(W0: torch.Tensor, H: torch.Tensor, scheme: QuantScheme) -> t
     fixed so far, ``Delta_F = -Delta_D H_DF H_FF^{-1}`` by ``torch.linalg.solve`` (no Cholesky, no inverse updates,
     no lazy batches). Per-channel steps come from ``W0``; group steps from the current re-solved weights at each
     group start. The OBS derivation of GPTQ (Frantar et al. 2022, Eq. 2-3), written from scratch."""
-    rows, cols = W0.shape
+    cols = W0.shape[1]
     g = scheme.group_size if scheme.granularity == "group" else None
     per_channel = scheme.model_copy(update={"granularity": "channel", "group_size": None})
     Q = torch.zeros_like(W0)
