@@ -396,12 +396,32 @@ class Batch:
     encoded: list[EncodedItem]
 
 
-def make_batches(encoded: Sequence[EncodedItem], *, batch_size: int, pad_id: int) -> list[Batch]:
-    """Length-sorted (longest first), right-padded batches of at most ``batch_size`` items."""
-    order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i].input_ids), i))
+def _chunks(lengths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    if max_tokens is None:
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    out: list[list[int]] = []
+    for i in order:  # longest first: a batch's padded length is its first item's length
+        if out and len(out[-1]) < batch_size and (len(out[-1]) + 1) * lengths[out[-1][0]] <= max_tokens:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def make_batches(encoded: Sequence[EncodedItem], *, batch_size: int, pad_id: int,
+                 max_batch_tokens: int | None = None) -> list[Batch]:
+    """Length-sorted (longest first), right-padded batches of at most ``batch_size`` items.
+
+    With ``max_batch_tokens``, a batch also holds at most that many padded positions (rows x padded length), so
+    long items go into small batches and short ones into large batches (an item longer than the budget gets a
+    batch of its own). This cuts padding when lengths vary, e.g. across scripts.
+    """
+    if max_batch_tokens is not None:
+        max_batch_tokens = check_int(max_batch_tokens, "max_batch_tokens", minimum=1)
     batches = []
-    for start in range(0, len(order), batch_size):
-        chunk = [encoded[i] for i in order[start : start + batch_size]]
+    for idx in _chunks([len(e.input_ids) for e in encoded], batch_size, max_batch_tokens):
+        chunk = [encoded[i] for i in idx]
         L = max(len(e.input_ids) for e in chunk)
         ids = torch.full((len(chunk), L), pad_id, dtype=torch.long)
         mask = torch.zeros((len(chunk), L), dtype=torch.long)
@@ -619,12 +639,12 @@ def _check_condition(condition: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def score_encoded(
     model: torch.nn.Module, encoded: Sequence[EncodedItem], *, batch_size: int, pad_id: int,
-    compute_dtype: str = "float32", progress: bool = False, desc: str = "eval",
+    compute_dtype: str = "float32", progress: bool = False, desc: str = "eval", max_batch_tokens: int | None = None,
 ) -> list[np.ndarray]:
     """Token log-probabilities of every encoded item (input order), batched and padding-masked."""
     result: list[np.ndarray | None] = [None] * len(encoded)
     pos = {id(e): k for k, e in enumerate(encoded)}
-    batches = make_batches(encoded, batch_size=batch_size, pad_id=pad_id)
+    batches = make_batches(encoded, batch_size=batch_size, pad_id=pad_id, max_batch_tokens=max_batch_tokens)
     bar = _progress(len(encoded), desc, progress)
     try:
         with torch.inference_mode(), _autocast(compute_dtype):
@@ -645,6 +665,7 @@ def evaluate(
     model_ref: ModelRef | None = None,
     condition: Mapping[str, Any] | None = None,
     batch_size: int = 16,
+    max_batch_tokens: int | None = None,
     keep_token_logprobs: bool = False,
     compute_dtype: ComputeDtype = "float32",
     long_policy: Literal["error"] = "error",
@@ -668,7 +689,10 @@ def evaluate(
         The model is evaluated as it is: applying the condition is the caller's job (see
         :func:`evaluate_conditions`).
     batch_size : int, default 16
-        Items per forward pass (>= 1). Memory grows with ``batch_size * max_len * vocab_size``.
+        Items per forward pass (>= 1). Memory grows with ``batch_size * max_len * hidden_size``.
+    max_batch_tokens : int, optional
+        Also cap each batch at this many padded positions (see :func:`make_batches`); less padding when lengths
+        vary. Results agree with any other batching within float round-off.
     keep_token_logprobs : bool, default False
         Also return per-token log-probs with byte spans (:class:`TokenLogprobs`).
     compute_dtype : {'float32', 'bfloat16'}, default 'float32'
@@ -729,7 +753,7 @@ def evaluate(
     encoded = encode_items(model, tokenizer, flat, long_policy=long_policy)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else ctx_id
     lps = score_encoded(model, encoded, batch_size=batch_size, pad_id=pad_id, compute_dtype=compute_dtype,
-                        progress=progress, desc=f"eval {cond.get('scheme', '')}")
+                        progress=progress, desc=f"eval {cond.get('scheme', '')}", max_batch_tokens=max_batch_tokens)
     return build_result(encoded, lps, tokenizer=tokenizer, model_ref=model_ref, condition=cond, ctx_rule=ctx_rule,
                         compute_dtype=compute_dtype, keep_token_logprobs=keep_token_logprobs)
 
@@ -777,6 +801,7 @@ def evaluate_conditions(
     conditions: Sequence[Any],
     *,
     batch_size: int = 16,
+    max_batch_tokens: int | None = None,
     keep_token_logprobs: bool = False,
     compute_dtype: ComputeDtype = "float32",
     progress: bool = True,
@@ -792,7 +817,7 @@ def evaluate_conditions(
     conditions : sequence
         Each an :class:`EvalCondition`, ``'fp32'``, a ``QuantScheme`` or its key (``'int4-g128-sym'``), or a
         ``(QuantScheme, ProtectionPlan)`` pair. Include ``'fp32'`` for the reference.
-    batch_size, keep_token_logprobs, compute_dtype, progress
+    batch_size, max_batch_tokens, keep_token_logprobs, compute_dtype, progress
         As in :func:`evaluate`.
 
     Returns
@@ -827,7 +852,8 @@ def evaluate_conditions(
         cm = c.apply(model) if c.apply is not None else contextlib.nullcontext()
         with cm:
             lps = score_encoded(model, encoded, batch_size=batch_size, pad_id=pad_id, compute_dtype=compute_dtype,
-                                progress=progress, desc=f"eval {c.condition.get('scheme', '')}")
+                                progress=progress, desc=f"eval {c.condition.get('scheme', '')}",
+                                max_batch_tokens=max_batch_tokens)
         out[c.key] = build_result(encoded, lps, tokenizer=tokenizer, model_ref=model_ref, condition=c.condition,
                                   ctx_rule=ctx_rule, compute_dtype=compute_dtype,
                                   keep_token_logprobs=keep_token_logprobs)

@@ -283,3 +283,26 @@ def test_packed_head_equals_full_logits(tiny_models, items, family):
             for x, y in zip(batch_logprobs(lm.model, b), full):
                 np.testing.assert_allclose(x, y, rtol=0, atol=1e-5, err_msg=family)
     assert not lm.model.get_output_embeddings()._forward_pre_hooks  # hook removed
+
+
+@given(lengths=st.lists(st.integers(1, 60), min_size=1, max_size=40), batch_size=st.integers(1, 8),
+       budget=st.integers(1, 200))
+def test_token_budget_batches_partition_and_respect_budget(lengths, batch_size, budget):
+    """Every item lands in exactly one batch; a batch of more than one item has rows x padded length <= budget
+    and at most batch_size rows."""
+    chunks = ev._chunks(lengths, batch_size, budget)
+    assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+    for c in chunks:
+        assert len(c) <= batch_size
+        if len(c) > 1:
+            assert len(c) * max(lengths[i] for i in c) <= budget
+
+
+def test_token_budget_equals_fixed_batching(tiny_llama, items):
+    """Batch composition must not change the numbers beyond fp32 round-off (atol 1e-4 nats, as batched vs
+    unbatched)."""
+    a = evaluate(tiny_llama, None, items, batch_size=4, progress=False)
+    b = evaluate(tiny_llama, None, items, batch_size=4, max_batch_tokens=12, progress=False)
+    np.testing.assert_allclose([s.nll_sum for s in a.scores], [s.nll_sum for s in b.scores], rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="max_batch_tokens"):
+        evaluate(tiny_llama, None, items, max_batch_tokens=0, progress=False)
