@@ -510,14 +510,22 @@ def scored_positions_only(model: torch.nn.Module, batch: Batch) -> Iterator[bool
         handle.remove()
 
 
+_LOGPROB_CHUNK = 256
+
+
 def packed_logprobs(logits: torch.Tensor, batch: Batch) -> list[np.ndarray]:
     """Per-item log-probabilities (float64) from packed logits ``(1, N, V)`` of :func:`scored_positions_only`."""
     mask = scored_mask(batch)
     nxt = torch.roll(batch.input_ids, shifts=-1, dims=1)[mask].to(logits.device)
     if logits.ndim != 3 or logits.shape[0] != 1 or logits.shape[1] != nxt.shape[0]:
         raise ValueError(f"`logits` must be packed (1, {nxt.shape[0]}, V) for this batch; got {tuple(logits.shape)}.")
-    lp = -torch.nn.functional.cross_entropy(logits[0].float(), nxt, reduction="none").double().cpu().numpy()
-    return list(np.split(lp, np.cumsum([e.n_tokens for e in batch.encoded])[:-1]))
+    x = logits[0]
+    lp = torch.empty(x.shape[0], dtype=torch.float64)
+    for s in range(0, x.shape[0], _LOGPROB_CHUNK):  # row chunks: the log-softmax never holds a second N x V copy
+        c = x[s:s + _LOGPROB_CHUNK].float()
+        t = nxt[s:s + _LOGPROB_CHUNK].unsqueeze(1)
+        lp[s:s + _LOGPROB_CHUNK] = (c.gather(1, t).squeeze(1) - torch.logsumexp(c, dim=-1)).double().cpu()
+    return list(np.split(lp.numpy(), np.cumsum([e.n_tokens for e in batch.encoded])[:-1]))
 
 
 def batch_logprobs(model: torch.nn.Module, batch: Batch) -> list[np.ndarray]:

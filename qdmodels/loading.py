@@ -114,16 +114,15 @@ def _load_gguf(path: Path, sha: str, torch_dtype: torch.dtype, dtype: str, use_c
     import shutil
     import tempfile
 
-    from safetensors.torch import load_model as st_load_model
     from safetensors.torch import save_model as st_save_model
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cache = dequantized_cache_dir(sha, dtype)
     if use_cache and (cache / "COMPLETE").is_file():
-        config = AutoConfig.from_pretrained(cache, local_files_only=True, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype, trust_remote_code=trust_remote_code)
-        st_load_model(model, str(cache / "model.safetensors"), strict=True)
-        model.tie_weights()
+        # from_pretrained initializes on the meta device and maps the safetensors file: peak memory about one copy
+        # of the weights (from_config + safetensors.load_model peaked at about two and a half)
+        model = AutoModelForCausalLM.from_pretrained(cache, dtype=torch_dtype, local_files_only=True,
+                                                     trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(cache, local_files_only=True, trust_remote_code=trust_remote_code)
         return model, tokenizer
     kw: dict[str, Any] = dict(gguf_file=path.name, local_files_only=True, trust_remote_code=trust_remote_code)

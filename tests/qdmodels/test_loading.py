@@ -203,6 +203,14 @@ def test_dequantized_cache_equals_direct_gguf_load(smollm2):
     assert torch.equal(ids, cached.tokenizer(text, return_tensors="pt").input_ids)
     with torch.no_grad():
         assert torch.equal(direct.model(ids).logits, cached.model(ids).logits)
+    # the cached weights may be file-backed (from_pretrained maps safetensors): writing to them in place, as the
+    # quantizer does, must neither fail nor reach the cache file or a later load
+    w = cached.model.model.layers[0].mlp.down_proj.weight
+    before = w.detach().clone()
+    with torch.no_grad():
+        w.mul_(0.5)
+    again = load_model("smollm2-135m")
+    assert torch.equal(again.model.model.layers[0].mlp.down_proj.weight, before)
 
 
 @pytest.mark.slow
