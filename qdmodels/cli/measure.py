@@ -50,6 +50,8 @@ def eval_cmd(
     protect: Annotated[str | None, typer.Option("--protect", help="ProtectionPlan key, e.g. 'layers=0,1'.")] = None,
     fp: Annotated[bool, typer.Option("--fp/--no-fp", help="Also evaluate the full-precision baseline (paired).")] = True,
     batch_size: BatchOpt = 16,
+    max_batch_tokens: Annotated[int | None, typer.Option(
+        "--max-batch-tokens", min=1, help="Also cap each batch at this many padded positions (less padding).")] = None,
     revision: RevisionOpt = None,
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
@@ -76,7 +78,8 @@ def eval_cmd(
             conds.append(quant_condition(quant, plan=plan))
         items = _items(corpus, langs, split, limit, data_dir)
         lm = _load(model, revision)
-        res = evaluate_conditions(lm, items, conds, batch_size=batch_size, progress=progress)
+        res = evaluate_conditions(lm, items, conds, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+                                  progress=progress)
         n = sum(write_records(out, er.records) for er in res.values())
         _summary(res)
         _err(f"wrote {n} records to {out}")

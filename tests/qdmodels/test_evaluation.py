@@ -244,7 +244,8 @@ def test_cli_eval(tmp_path, monkeypatch):
     out = tmp_path / "e.jsonl"
     runner = CliRunner()
     r = runner.invoke(_cli_app(), ["eval", "--model", "tiny:llama", "--langs", "eng_Latn,heb_Hebr", "--limit", "2",
-                                   "--quant", "int4-ch-sym", "--protect", "layers=0", "--out", str(out), "--no-progress"])
+                                   "--quant", "int4-ch-sym", "--protect", "layers=0", "--out", str(out), "--no-progress",
+                                   "--max-batch-tokens", "64"])
     assert r.exit_code == 0, r.output
     recs = read_records(out)
     assert len(recs) == 2 * 4 * 7
@@ -254,6 +255,8 @@ def test_cli_eval(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "`--protect` needs `--quant`" in bad.output
     bad = runner.invoke(_cli_app(), ["eval", "--model", "tiny:lama", "--out", str(out)])
     assert bad.exit_code == 2 and "Did you mean 'llama'" in bad.output
+    bad = runner.invoke(_cli_app(), ["eval", "--model", "tiny:llama", "--max-batch-tokens", "0", "--out", str(out)])
+    assert bad.exit_code == 2 and "max-batch-tokens" in bad.output
 
 
 @pytest.mark.parametrize("family", FAMILIES)
