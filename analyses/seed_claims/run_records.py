@@ -105,7 +105,7 @@ def eval_step(lm: Any, items: dict[str, list[Any]], cond: dict[str, Any], apply:
 def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> None:
     from qdmodels.pruning import PruneSpec, compressed
     from qdmodels.quantization import ProtectionPlan, QuantScheme, quantized
-    from qdstats.records import read_records, write_parquet
+    from qdstats.records import read_parquet, read_records, write_parquet
 
     base = {"scheme": "fp32", "protect": "none", "prune": "none"}
     test = load_items("test", args.per_language, args.langs)
@@ -163,6 +163,16 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         targets = [None] if comp != "target" else args.langs
         recs = []
         for target in targets:
+            # one GPTQ model per target language takes minutes: keep each target's records in a partial file so
+            # an interrupted run resumes at the next target (deleted once the step's file is written)
+            partial = path.with_name(f"{path.stem}.{target}.partial.parquet") if target else None
+            if partial is not None and partial.exists():
+                done = read_parquet(partial)
+                recs += [r for r in done if r.quantity in KEEP]
+                extra += [r for r in done if r.quantity not in KEEP]
+                print(f"{step} target={target}: resumed from {partial}", file=sys.stderr)
+                continue
+            n_extra = len(extra)
             if comp == "target":
                 cal = build_calibration(lm.tokenizer, pool, composition="target", target=target,
                                         n_sequences=args.calib_sequences, seq_len=args.calib_len, seed=0)
@@ -175,9 +185,12 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
             cond = {**base, "scheme": gptq_scheme_key(sch), "method": "gptq", **cal.condition()}
             t0 = time.time()
             cond.update({"percdamp": args.gptq_percdamp, "skip_positions": args.gptq_skip_positions})
-            recs += eval_step(lm, items, cond, lambda m, cal=cal: gptq_quantized(
+            recs_t = eval_step(lm, items, cond, lambda m, cal=cal: gptq_quantized(
                 m, sch, cal, percdamp=args.gptq_percdamp, skip_positions=args.gptq_skip_positions),
                 args.batch_size, extra)
+            recs += recs_t
+            if partial is not None:
+                write_parquet(partial, recs_t + extra[n_extra:])  # atomic
             print(f"{step} target={target}: {time.time() - t0:.0f} s", file=sys.stderr)
     else:
         scheme, prune = step, None
@@ -192,6 +205,8 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         else:
             recs = eval_step(lm, test, cond, lambda m: compressed(m, scheme=sch, prune=pr), args.batch_size, extra)
     write_parquet(path, recs + extra)  # atomic
+    for partial in path.parent.glob(f"{path.stem}.*.partial.parquet"):
+        partial.unlink()
     print(f"{step}: {len(recs)} eval records (+{len(extra)} quant) -> {path}", file=sys.stderr)
 
 
