@@ -323,6 +323,9 @@ class PairedParams(_P):
     treatment: Cond = Field(description="Condition of interest.")
     language: str | None = Field(default=None, description="Restrict to one language.")
     model: str | None = Field(default=None, description="Restrict to one model (model_id or family).")
+    cluster: str | None = Field(
+        default=None,
+        description="Column whose values group items into clusters resampled whole (e.g. 'document_id'); default the item.")
 
 
 @register_test("mean_difference_paired", params=PairedParams, roles=("y",),
@@ -354,18 +357,68 @@ def mean_difference_paired(data: pd.DataFrame, p: PairedParams, ctx: ClaimContex
     Notes
     -----
     Items are the independent units: values of one item in several languages or models are averaged first (parallel sentences are not independent across languages).
-    Validated against: closed form (mean difference, rtol 1e-12); the resampling functions are validated in qdstats.resampling.
+    With ``cluster`` (e.g. the NTREX document), the CI is a cluster-bootstrap BCa interval of the item-level mean
+    (:func:`qdstats.resampling.cluster_bootstrap_ci`) and the p-value flips the signs of cluster sums of the
+    paired differences, so sentences of one document are never treated as independent.
+    Validated against: closed form (mean difference, rtol 1e-12); with ``cluster``, a direct call of
+    :func:`qdstats.resampling.cluster_bootstrap_ci` and of :func:`qdstats.resampling.paired_permutation_test` on
+    cluster sums (rtol 1e-12); the resampling functions are validated in qdstats.resampling.
     """
     df = _pair_frame(_filter_model(_role(data, "y"), p.model))
     if p.language is not None:
         df = df[df["language"] == p.language]
     pairs = _paired(df, p.treatment, p.baseline, "params.treatment", "params.baseline")
     items = _item_means(pairs, ["a", "b"])
+    if p.cluster is not None:
+        return _clustered_mean_diff(df, pairs, items, p, ctx)
     return _resampled_mean_diff(
         items["a"].to_numpy(), items["b"].to_numpy(), test="mean_difference_paired", name="mean_diff", ctx=ctx,
         n_units={"items": len(items), "languages": _count(pairs, "language"), "models": _count(pairs, "model.model_id")},
         details={"mean_treatment": float(items["a"].mean()), "mean_baseline": float(items["b"].mean())},
         extra_warnings=pairs.attrs["note"],
+    )
+
+
+def _clustered_mean_diff(df: pd.DataFrame, pairs: pd.DataFrame, items: pd.DataFrame, p: PairedParams,
+                         ctx: ClaimContext) -> StatResult:
+    """``mean_difference_paired`` with whole clusters of items resampled (CI) and sign-flipped (p)."""
+    from qdstats.resampling import cluster_bootstrap_ci, paired_permutation_test
+
+    col = resolve_column(df, p.cluster, "params.cluster")
+    per_item = df[df["item_id"].isin(items.index)].groupby("item_id")[col].agg(lambda s: s.dropna().unique().tolist())
+    bad = per_item[per_item.map(len) != 1]
+    if not bad.empty:
+        raise ValueError(
+            f"`params.cluster` = {p.cluster!r}: item {bad.index[0]!r} has {len(bad.iloc[0])} cluster values "
+            f"({bad.iloc[0]!r}); every item must lie in exactly one cluster.")
+    clusters = per_item.map(lambda v: v[0]).reindex(items.index).to_numpy()
+    d = (items["a"] - items["b"]).to_numpy(dtype=float)
+    n_clusters = len(set(clusters))
+    if n_clusters < 2:
+        raise InsufficientDataError(f"mean_difference_paired: {n_clusters} cluster(s) of `{p.cluster}`; at least 2 are needed.")
+    wc = WarningCollector()
+    wc.extend(pairs.attrs["note"])
+    sums = items.assign(_c=clusters).groupby("_c", sort=True)[["a", "b"]].sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        boot = cluster_bootstrap_ci(d, clusters, statistic="mean", kind="bca", confidence_level=ctx.confidence_level,
+                                    n_resamples=ctx.n_resamples, rng=ctx.seed)
+        perm = paired_permutation_test(sums["a"].to_numpy(), sums["b"].to_numpy(), alternative=ctx.alternative,
+                                       n_resamples=ctx.n_resamples, rng=ctx.seed + 1)
+    wc.extend(boot.warnings)
+    wc.extend(perm.warnings)
+    est = float(np.mean(d))
+    return StatResult(
+        test="mean_difference_paired", estimate_name="mean_diff", estimate=est, ci=boot.ci, statistic_name="mean_diff",
+        statistic=est, pvalue=perm.pvalue, alternative=ctx.alternative, n=len(d),
+        n_units={"items": len(d), "clusters": n_clusters, "languages": _count(pairs, "language"),
+                 "models": _count(pairs, "model.model_id")},
+        warnings=wc.messages,
+        details={"mean_treatment": float(items["a"].mean()), "mean_baseline": float(items["b"].mean()),
+                 "cluster": p.cluster, "ci_backend": "qdstats.resampling.cluster_bootstrap_ci",
+                 "standard_error": boot.standard_error,
+                 "pvalue_method": "sign-flip permutation of cluster sums (qdstats.resampling.paired_permutation_test)",
+                 "permutation_exact": perm.exact, "n_resamples": ctx.n_resamples, "seed": ctx.seed},
     )
 
 

@@ -82,6 +82,55 @@ def test_mean_difference_paired_matches_mean():
     assert row.verdict == "supported"
 
 
+def test_mean_difference_paired_clustered_matches_direct_calls():
+    """Oracle: with ``cluster``, the CI equals qdstats.resampling.cluster_bootstrap_ci (BCa) on the item
+    differences with the document labels, and p equals a sign-flip test of the document sums (same seeds,
+    rtol 1e-12: the same computation done by hand from the records)."""
+    from qdstats.resampling import cluster_bootstrap_ci, paired_permutation_test
+
+    recs = bpb_records(effects={"heb_Hebr": 0.03}, n_items=40, noise=0.05, seed=4)
+    spec = spec_dict(test="mean_difference_paired", params={
+        "baseline": {"scheme": "fp32"}, "treatment": {"scheme": "int4"}, "language": "heb_Hebr",
+        "cluster": "document_id"})
+    row = _row(spec, recs)
+    df = to_frame(recs)
+    w = df.pivot_table(index=["item_id", "attributes.document_id"], columns="condition.scheme", values="value")
+    d = (w["int4"] - w["fp32"]).reset_index()
+    boot = cluster_bootstrap_ci(d[0].to_numpy(), d["attributes.document_id"].to_numpy(), kind="bca",
+                                n_resamples=999, rng=1)
+    sums = w.groupby(level="attributes.document_id").sum()
+    perm = paired_permutation_test(sums["int4"].to_numpy(), sums["fp32"].to_numpy(), alternative="greater",
+                                   n_resamples=999, rng=2)
+    assert_allclose(row.estimate, d[0].mean(), rtol=1e-12)
+    assert_allclose([row.ci_low, row.ci_high, row.p], [boot.ci.low, boot.ci.high, perm.pvalue], rtol=1e-12)
+    assert row.n == 40 and row.n_units["clusters"] == 10
+    assert row.details["cluster"] == "document_id"
+
+
+def test_mean_difference_paired_cluster_is_wider_with_document_effects():
+    """Planted document-level effect shared by the 4 sentences of a document: the clustered CI must be
+    wider than the item-level one (the item bootstrap understates the uncertainty)."""
+    recs = bpb_records(effects={"heb_Hebr": 0.0}, n_items=80, noise=0.005, seed=5)
+    rng = np.random.default_rng(0)
+    doc_fx = {f"d{k:03d}": rng.normal(0, 0.05) for k in range(20)}
+    recs = [r.model_copy(update={"value": r.value + doc_fx[r.attributes["document_id"]]})
+            if r.condition["scheme"] == "int4" else r for r in recs]
+    base = {"baseline": {"scheme": "fp32"}, "treatment": {"scheme": "int4"}, "language": "heb_Hebr"}
+    plain = _row(spec_dict(test="mean_difference_paired", params=base), recs)
+    clus = _row(spec_dict(test="mean_difference_paired", params={**base, "cluster": "document_id"}), recs)
+    assert (clus.ci_high - clus.ci_low) > 1.5 * (plain.ci_high - plain.ci_low)
+
+
+def test_mean_difference_paired_cluster_errors():
+    recs = bpb_records(effects={"heb_Hebr": 0.03}, n_items=8, seed=6)
+    base = {"baseline": {"scheme": "fp32"}, "treatment": {"scheme": "int4"}, "language": "heb_Hebr"}
+    row = _row(spec_dict(test="mean_difference_paired", params={**base, "cluster": "no_such_column"}), recs)
+    assert row.verdict == "error" and "params.cluster" in row.message
+    one = [r.model_copy(update={"attributes": {"document_id": "d0"}}) for r in recs]
+    row = _row(spec_dict(test="mean_difference_paired", params={**base, "cluster": "document_id"}), one)
+    assert row.verdict == "insufficient_data" and "1 cluster" in row.message
+
+
 @pytest.mark.parametrize(("planted", "expected"), [(0.1, {"supported"}), (0.0, {"not_supported", "inconclusive"})])
 def test_interaction(planted, expected):
     recs = four_condition_records(interaction=planted, n_items=60, seed=2)
