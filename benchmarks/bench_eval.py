@@ -6,10 +6,11 @@ summed NLLs agree and reports the speed ratio (target >= 2x) for fixed-size batc
 (``max_batch_tokens``) and, separately, bfloat16 autocast (a different numeric result, reported with its NLL
 deviation, never used for records).
 
-It also measures the machine's fp32 matrix-multiply throughput in the same run (a GEMM of the model's own MLP
-shape with 2,048 rows) and the FLOPs the naive loop performs, so the report says how close the naive loop
-already is to the compute ceiling: when it runs at a fraction f of the GEMM peak, no batching can make fp32
-evaluation faster than 1/f times the naive loop.
+It also measures, in the same run, the machine's fp32 matrix-multiply throughput for every weight shape of the
+model (a GEMM with 2,048 rows per distinct ``in x out`` shape, the output head included) and computes the time
+the naive loop's matmuls would take if each ran at its shape's measured throughput (a shape-resolved roofline;
+attention at the best measured rate). The ratio naive time / roofline time is the fp32 speed-up ceiling: a
+batched fp32 evaluation performs the same matmuls, so it cannot beat the naive loop by more than that.
 
     python benchmarks/bench_eval.py --model smollm2-135m --limit 16
 """
@@ -48,6 +49,39 @@ def gemm_gflops(k: int, n: int, rows: int = 2048, seconds: float = 2.0) -> float
         a @ b
         reps += 1
     return 2.0 * rows * k * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def gemm_shapes(model) -> dict[tuple[int, int], int]:
+    """``(in, out)`` of every matmul weight a forward pass uses (``nn.Linear``, GPT-2 ``Conv1D``, the output
+    head), with how many layers have that shape; embeddings are lookups, not matmuls."""
+    head = model.get_output_embeddings()
+    out: dict[tuple[int, int], int] = {}
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            key = (m.in_features, m.out_features)
+        elif type(m).__name__ == "Conv1D":  # transformers' GPT-2 Conv1D stores weight as (in, out)
+            key = tuple(m.weight.shape)
+        else:
+            continue
+        out[key] = out.get(key, 0) + 1
+    if head is not None and not isinstance(head, torch.nn.Linear):
+        key = (head.weight.shape[1], head.weight.shape[0])
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def roofline_seconds(model, seq_lens: list[int], seconds: float = 1.0) -> tuple[float, dict[str, float]]:
+    """Seconds the naive loop's matmuls take at each shape's measured fp32 GEMM throughput (2,048 rows),
+    attention scores and values at the best measured rate; also the GFLOP/s per ``in x out`` shape."""
+    cfg = model.config
+    d = getattr(cfg, "hidden_size", None) or cfg.n_embd
+    n_layers = getattr(cfg, "num_hidden_layers", None) or cfg.n_layer
+    tokens = sum(seq_lens)
+    rates = {k: gemm_gflops(k[0], k[1], seconds=seconds) for k in sorted(gemm_shapes(model))}
+    t = sum(cnt * 2.0 * tokens * k[0] * k[1] / (rates[k] * 1e9) for k, cnt in gemm_shapes(model).items())
+    attn = sum(2 * 2 * n_layers * d * L * (L + 1) / 2 for L in seq_lens)
+    t += attn / (max(rates.values()) * 1e9)
+    return t, {f"{k[0]}x{k[1]}": v for k, v in rates.items()}
 
 
 def forward_flops(model, seq_lens: list[int]) -> float:
@@ -120,6 +154,7 @@ def main() -> None:
     d = getattr(cfg, "hidden_size", None) or cfg.n_embd
     ff = getattr(cfg, "intermediate_size", None) or 4 * d
     peak = gemm_gflops(d, ff)
+    roof_s, rates = roofline_seconds(lm.model, seq_lens)
     naive_gflops = flops / t_n / 1e9
     pad = {"fixed": padded(lm, its, args.batch_size, None),
            "token_budget": padded(lm, its, args.batch_size, args.max_batch_tokens)}
@@ -131,13 +166,15 @@ def main() -> None:
         "speedup": {k: t_n / v for k, v in best.items() if k != "naive"}, "target_speedup": 2.0,
         "max_abs_nll_diff_nats_vs_naive": nll_diff,
         "padded_positions": {k: v[0] for k, v in pad.items()}, "real_positions": pad["fixed"][1],
-        "gemm_fp32_gflops": peak, "naive_gflops": naive_gflops, "naive_fraction_of_gemm_peak": naive_gflops / peak,
-        "fp32_speedup_ceiling": peak / naive_gflops,
+        "gemm_fp32_gflops_mlp_shape": peak, "gemm_fp32_gflops_by_shape": rates, "naive_gflops": naive_gflops,
+        "naive_fraction_of_mlp_gemm_rate": naive_gflops / peak, "roofline_s": roof_s,
+        "fp32_speedup_ceiling": t_n / roof_s,
         "seconds_by_batch_size": by_bs, "speedup_by_batch_size": {k: t_n / v for k, v in by_bs.items()}, **info,
     }
-    print(f"{len(its)} items, {n_scored} tokens; naive loop {n_scored / t_n:.1f} tok/s = {naive_gflops:.1f} GFLOP/s, "
-          f"{100 * naive_gflops / peak:.0f}% of this machine's fp32 GEMM peak ({peak:.1f} GFLOP/s): fp32 ceiling "
-          f"{peak / naive_gflops:.2f}x")
+    print(f"{len(its)} items, {n_scored} tokens; naive loop {n_scored / t_n:.1f} tok/s = {naive_gflops:.1f} GFLOP/s "
+          f"(MLP-shape GEMM {peak:.1f} GFLOP/s); fp32 GEMM rate by in x out shape: "
+          + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
+          + f"; shape-resolved roofline {roof_s:.2f} s vs naive {t_n:.2f} s: fp32 speed-up ceiling {t_n / roof_s:.2f}x")
     for k, v in result["speedup"].items():
         print(f"  {k:18s} speed-up {v:.2f}x (target >= 2x); max |ΔNLL| vs naive {nll_diff[k]:.2e} nats")
     print(f"  padded positions: fixed batches {pad['fixed'][0]}, token budget {pad['token_budget'][0]} "
