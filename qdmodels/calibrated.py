@@ -40,8 +40,10 @@ import torch
 
 from qdmodels.calibration import CalibrationSet
 from qdmodels.quantization import (
+    BackupStorage,
     ProtectionPlan,
     QuantScheme,
+    _Backup,
     fake_quantize,
     resolve_sites,
     unique_param_count,
@@ -480,24 +482,6 @@ class GPTQReport:
         return recs
 
 
-class _Backup:
-    def __init__(self) -> None:
-        self.saved: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
-        self.restored = False
-
-    def save(self, p: torch.nn.Parameter) -> None:
-        self.saved.append((p, p.detach().clone()))
-
-    def restore(self) -> None:
-        if self.restored:
-            return
-        with torch.no_grad():
-            for p, orig in reversed(self.saved):
-                p.data.copy_(orig)
-        self.saved.clear()
-        self.restored = True
-
-
 @dataclass
 class GPTQHandle:
     """Returned by :func:`apply_gptq`: ``report`` and :meth:`restore` (bit-exact, idempotent)."""
@@ -550,6 +534,7 @@ def apply_gptq(
     compute_dtype: ComputeDtype = "float32",
     fp_bits: int = 16,
     skip_positions: int = 0,
+    backup: BackupStorage | None = None,
 ) -> GPTQHandle:
     """GPTQ-quantize the selected sites of ``model`` in place (block by block); return a restorable handle.
 
@@ -574,6 +559,8 @@ def apply_gptq(
     skip_positions : int, default 0
         Leading positions of every calibration row left out of the Hessians (1 drops the context token, whose
         massive activations can dominate ``X X^T``). The rows still run through the model unchanged.
+    backup : {'memory', 'disk'}, optional
+        Where the copies for the exact restore live, as in :func:`qdmodels.quantization.apply_quantization`.
 
     Returns
     -------
@@ -634,7 +621,7 @@ def apply_gptq(
     names = resolve_sites(smap, plan=plan, sites=sites, what="quantize")
     plan_key = plan.key if plan is not None else ("sites" if sites is not None else ProtectionPlan().key)
     wc = WarningCollector()
-    backup = _Backup()
+    backup = _Backup(backup)
     stats: list[GPTQSiteStats] = []
     limit = 2**scheme.bits
     by_layer: dict[int, list[str]] = {}

@@ -30,6 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qdmodels.quantization import (
+    BackupStorage,
     ProtectionPlan,
     QuantizationReport,
     QuantScheme,
@@ -238,7 +239,7 @@ class PruningHandle:
 
 
 def apply_pruning(model: Any, spec: PruneSpec | str, *, plan: ProtectionPlan | str | None = None,
-                  sites: str | Sequence[str] | None = None) -> PruningHandle:
+                  sites: str | Sequence[str] | None = None, backup: BackupStorage | None = None) -> PruningHandle:
     """Zero the smallest-magnitude weights of the selected sites in place.
 
     Parameters
@@ -249,6 +250,8 @@ def apply_pruning(model: Any, spec: PruneSpec | str, *, plan: ProtectionPlan | s
     plan, sites
         Site selection as in :func:`qdmodels.quantization.resolve_sites` (default: attention and MLP
         projection weights of every block).
+    backup : {'memory', 'disk'}, optional
+        Where the copies for the exact restore live, as in :func:`qdmodels.quantization.apply_quantization`.
 
     Returns
     -------
@@ -318,7 +321,7 @@ def apply_pruning(model: Any, spec: PruneSpec | str, *, plan: ProtectionPlan | s
             p = smap.sites[n].param
             masks[n] = gmask[off: off + p.numel()].reshape(p.shape)
             off += p.numel()
-    backup = _Backup()
+    backup = _Backup(backup)
     stats = []
     try:
         with torch.no_grad():
@@ -344,9 +347,9 @@ def apply_pruning(model: Any, spec: PruneSpec | str, *, plan: ProtectionPlan | s
 
 @contextlib.contextmanager
 def pruned(model: Any, spec: PruneSpec | str, *, plan: ProtectionPlan | str | None = None,
-           sites: str | Sequence[str] | None = None) -> Iterator[PruningReport]:
+           sites: str | Sequence[str] | None = None, backup: BackupStorage | None = None) -> Iterator[PruningReport]:
     """Context manager around :func:`apply_pruning`: prune, yield the report, restore bit-exactly on exit."""
-    handle = apply_pruning(model, spec, plan=plan, sites=sites)
+    handle = apply_pruning(model, spec, plan=plan, sites=sites, backup=backup)
     try:
         yield handle.report
     finally:
@@ -365,7 +368,8 @@ class CompressionReport:
 @contextlib.contextmanager
 def compressed(model: Any, *, scheme: QuantScheme | str | None = None, prune: PruneSpec | str | None = None,
                plan: ProtectionPlan | str | None = None,
-               sites: str | Sequence[str] | None = None) -> Iterator[CompressionReport]:
+               sites: str | Sequence[str] | None = None,
+               backup: BackupStorage | None = None) -> Iterator[CompressionReport]:
     """Prune (if ``prune``) then quantize (if ``scheme``) the same selection; restore both on exit.
 
     Yields a :class:`CompressionReport` whose ``condition`` is ``{'scheme': key or 'fp32', 'protect': plan key,
@@ -384,9 +388,9 @@ def compressed(model: Any, *, scheme: QuantScheme | str | None = None, prune: Pr
     with contextlib.ExitStack() as stack:
         prep = qrep = None
         if prune is not None:
-            prep = stack.enter_context(pruned(model, prune, plan=plan, sites=sites))
+            prep = stack.enter_context(pruned(model, prune, plan=plan, sites=sites, backup=backup))
         if scheme is not None:
-            h = apply_quantization(model, scheme, plan=plan, sites=sites)
+            h = apply_quantization(model, scheme, plan=plan, sites=sites, backup=backup)
             stack.callback(h.restore)
             qrep = h.report
         yield CompressionReport(quantization=qrep, pruning=prep, condition=cond)

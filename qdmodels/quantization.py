@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,6 +45,7 @@ from qdstats._validation import DegenerateDataWarning, WarningCollector, check_o
 from qdstats.records import Measurement, ModelRef
 
 __all__ = [
+    "BackupStorage",
     "CLIP_GRID",
     "Granularity",
     "ProtectionPlan",
@@ -635,24 +638,93 @@ class QuantizationReport:
 # ---- apply / restore ------------------------------------------------------------------------------------
 
 
-class _Backup:
-    """Exact copies of tensors before in-place modification; restores them bit-exactly."""
+BackupStorage = Literal["memory", "disk"]
+_BACKUP_STORAGES = ("memory", "disk")
 
-    def __init__(self) -> None:
-        self._saved: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+
+def resolve_backup_storage(backup: BackupStorage | None) -> BackupStorage:
+    """``backup`` if given, else ``$QD_BACKUP`` (``'memory'`` or ``'disk'``), else ``'disk'``.
+
+    Raises
+    ------
+    ValueError
+        An option (or the environment variable) outside ``{'memory', 'disk'}``.
+    """
+    if backup is None:
+        env = os.environ.get("QD_BACKUP")
+        if env is None or env == "":
+            return "disk"
+        check_option(env, "QD_BACKUP (environment variable)", _BACKUP_STORAGES)
+        return env  # type: ignore[return-value]
+    check_option(backup, "backup", _BACKUP_STORAGES)
+    return backup
+
+
+def spill_dir() -> str:
+    """Directory of the disk backups: ``$QD_SPILL_DIR`` if set, else the system temporary directory."""
+    return os.environ.get("QD_SPILL_DIR") or tempfile.gettempdir()
+
+
+class _Backup:
+    """Exact copies of tensors before in-place modification; restores them bit-exactly.
+
+    ``storage='memory'`` keeps clones next to the tensors (same device). ``'disk'`` writes their raw bytes to an
+    anonymous temporary file in :func:`spill_dir` (unlinked when created, so nothing is left behind, even after
+    a crash) and reads them back on restore: the backup then costs no process memory, which for a whole-model
+    condition is the size of every quantized tensor (SmolLM2-135M: 406 MiB of 513 MiB). If the temporary
+    directory is a RAM-backed tmpfs, set ``QD_SPILL_DIR`` to a directory on disk.
+    """
+
+    def __init__(self, storage: BackupStorage | None = None) -> None:
+        self.storage: BackupStorage = resolve_backup_storage(storage)
+        self._saved: list[tuple[torch.nn.Parameter, Any]] = []
+        self._file: Any = None
         self.restored = False
 
-    def save(self, p: torch.nn.Parameter) -> None:
-        self._saved.append((p, p.detach().clone()))
+    def save(self, p: torch.nn.Parameter) -> torch.Tensor:
+        """Back up ``p``; return an exact copy of its current values (the caller's to use and drop)."""
+        orig = p.detach().clone()
+        if self.storage == "memory":
+            self._saved.append((p, orig))
+            return orig
+        cpu = orig.to("cpu").contiguous()
+        nbytes = cpu.numel() * cpu.element_size()
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(dir=spill_dir(), prefix="qd-backup-")
+            off = self._file.seek(0, os.SEEK_END)
+            if nbytes:
+                self._file.write(memoryview(cpu.reshape(-1).view(torch.uint8).numpy()))
+        except OSError as e:
+            raise OSError(
+                f"could not write the weight backup ({nbytes} bytes) to {spill_dir()!r}: {e}. Set QD_SPILL_DIR to a "
+                "writable directory with room, or QD_BACKUP=memory (or backup='memory') to keep it in memory."
+            ) from e
+        self._saved.append((p, (off, nbytes, cpu.dtype, tuple(cpu.shape))))
+        return orig
 
     def restore(self) -> None:
         if self.restored:
             return
         with torch.no_grad():
-            for p, orig in reversed(self._saved):
-                p.data.copy_(orig)
+            for p, item in reversed(self._saved):
+                if isinstance(item, torch.Tensor):
+                    p.data.copy_(item)
+                    continue
+                off, nbytes, dtype, shape = item
+                if nbytes == 0:
+                    continue
+                buf = bytearray(nbytes)
+                self._file.seek(off)
+                got = self._file.readinto(buf)
+                if got != nbytes:
+                    raise OSError(f"weight backup file truncated: read {got} of {nbytes} bytes at offset {off}.")
+                p.data.copy_(torch.frombuffer(buf, dtype=torch.uint8).view(dtype).reshape(shape))
         self.restored = True
         self._saved.clear()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 @dataclass
@@ -704,6 +776,7 @@ def apply_quantization(
     plan: ProtectionPlan | str | None = None,
     sites: str | Sequence[str] | None = None,
     fp_bits: int = 16,
+    backup: BackupStorage | None = None,
 ) -> QuantizationHandle:
     """Fake-quantize the selected sites of ``model`` in place; return a handle that can restore them.
 
@@ -719,6 +792,11 @@ def apply_quantization(
         Explicit site names / prefixes / globs; see :func:`resolve_sites`.
     fp_bits : int, default 16
         Storage bits assumed for full-precision tensors in ``model_bits_per_weight``.
+    backup : {'memory', 'disk'}, optional
+        Where the full-precision copies for :meth:`QuantizationHandle.restore` live: ``'disk'`` (an anonymous
+        temporary file in ``$QD_SPILL_DIR`` or the system temp directory; no process memory) or ``'memory'``
+        (clones on the weights' device; no disk I/O). Default ``$QD_BACKUP``, else ``'disk'``. Both restore
+        bit-exactly.
 
     Returns
     -------
@@ -775,7 +853,7 @@ def apply_quantization(
     names = resolve_sites(smap, plan=plan, sites=sites, what="quantize")
     plan_key = plan.key if plan is not None else ("sites" if sites is not None else ProtectionPlan().key)
     wc = WarningCollector()
-    backup = _Backup()
+    backup = _Backup(backup)
     stats: list[SiteQuantStats] = []
     done: set[int] = set()
     limit = 2**scheme.bits
@@ -789,8 +867,7 @@ def apply_quantization(
                 done.add(p.data_ptr())
                 tied = smap.tied_with(name)
                 qt = fake_quantize(p.data, scheme, layout=site.weight_layout, where=f"site {name!r} {tuple(p.shape)}")
-                backup.save(p)
-                orig = backup._saved[-1][1]
+                orig = backup.save(p)
                 p.data.copy_(qt.dequantized)
                 # verification: the write landed (what is in the model is the grid we computed), and the grid
                 # uses at most 2**bits codes per group, so each group holds at most 2**bits distinct values
@@ -851,6 +928,7 @@ def quantized(
     plan: ProtectionPlan | str | None = None,
     sites: str | Sequence[str] | None = None,
     fp_bits: int = 16,
+    backup: BackupStorage | None = None,
 ) -> Iterator[QuantizationReport]:
     """Context manager: fake-quantize in place, yield the :class:`QuantizationReport`, restore on exit.
 
@@ -869,7 +947,7 @@ def quantized(
     >>> bool(torch.equal(before, lm.model.transformer.h[0].attn.c_attn.weight))
     True
     """
-    handle = apply_quantization(model, scheme, plan=plan, sites=sites, fp_bits=fp_bits)
+    handle = apply_quantization(model, scheme, plan=plan, sites=sites, fp_bits=fp_bits, backup=backup)
     try:
         yield handle.report
     finally:

@@ -19,6 +19,8 @@ def demo(
     split: Annotated[str, typer.Option(help="Split for ntrex128 ('dev' or 'test').")] = "test",
     out: Annotated[Path, typer.Option(help="Output directory for records, summary and report.")] = Path("qd-demo"),
     batch_size: Annotated[int, typer.Option(help="Sentences per forward pass.")] = 8,
+    max_batch_tokens: Annotated[int, typer.Option(
+        "--max-batch-tokens", min=0, help="Cap each batch at this many padded positions (0: fixed-size batches).")] = 512,
     n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     data_dir: Annotated[Path | None, typer.Option(help="Data directory (else $QD_DATA_DIR, else the user cache).")] = None,
@@ -37,7 +39,8 @@ def demo(
     try:
         res = run_demo(model=model, corpus=corpus, languages=[x.strip() for x in langs.split(",") if x.strip()],  # type: ignore[arg-type]
                        schemes=[x.strip() for x in schemes.split(",") if x.strip()], limit=limit, split=split,
-                       out_dir=out, batch_size=batch_size, n_resamples=n_resamples, seed=seed, data_dir=data_dir,
+                       out_dir=out, batch_size=batch_size,
+                       max_batch_tokens=max_batch_tokens or None, n_resamples=n_resamples, seed=seed, data_dir=data_dir,
                        report=not no_report, log=lambda s: console.print(s))
     except (ValueError, TypeError, KeyError) as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -213,6 +213,48 @@ def test_restore_is_bit_exact_every_family(tiny_any):
         assert torch.equal(v, before[k]), k
 
 
+@pytest.mark.parametrize("backup", ["memory", "disk"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_backup_storage_restores_bit_exactly(backup, dtype, tmp_path, monkeypatch):
+    """Both backup stores give back the exact bytes (float32 and bfloat16, pruning + quantization nested);
+    'disk' leaves no file in the spill directory (anonymous temporary file)."""
+    from qdmodels.pruning import compressed
+
+    monkeypatch.setenv("QD_SPILL_DIR", str(tmp_path))
+    lm = tiny_model("llama")
+    lm.model.to(dtype)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    with compressed(lm, scheme="int3-g16-asym", prune="unstructured-0.5", backup=backup) as rep:
+        assert rep.quantization.verified
+        assert any(not torch.equal(v, before[k]) for k, v in lm.model.state_dict().items())
+        assert list(tmp_path.iterdir()) == []
+    for k, v in lm.model.state_dict().items():
+        assert v.dtype == before[k].dtype and torch.equal(v, before[k]), k
+
+
+def test_backup_storage_default_and_errors(tiny_llama, tiny_state_guard, monkeypatch, tmp_path):
+    from qdmodels.quantization import _Backup, resolve_backup_storage
+
+    monkeypatch.delenv("QD_BACKUP", raising=False)
+    assert resolve_backup_storage(None) == "disk"
+    monkeypatch.setenv("QD_BACKUP", "memory")
+    assert resolve_backup_storage(None) == "memory"
+    assert resolve_backup_storage("disk") == "disk"
+    monkeypatch.setenv("QD_BACKUP", "ram")
+    with pytest.raises(ValueError, match="QD_BACKUP.*'ram'"):
+        resolve_backup_storage(None)
+    with pytest.raises(ValueError, match="`backup`.*'gpu'"):
+        apply_quantization(tiny_llama, "int4-g16-sym", backup="gpu")
+    monkeypatch.setenv("QD_SPILL_DIR", str(tmp_path / "missing"))
+    with pytest.raises(OSError, match="QD_SPILL_DIR"):
+        _Backup("disk").save(torch.nn.Parameter(torch.ones(3)))
+    # the model is untouched when the backup cannot be written (nothing was modified yet)
+    before = {k: v.clone() for k, v in tiny_llama.model.state_dict().items()}
+    with pytest.raises(OSError):
+        apply_quantization(tiny_llama, "int4-g16-sym", backup="disk")
+    assert all(torch.equal(v, before[k]) for k, v in tiny_llama.model.state_dict().items())
+
+
 def test_restore_after_exception(tiny_llama, tiny_state_guard):
     with pytest.raises(RuntimeError, match="boom"):
         with quantized(tiny_llama, "int2-ch-sym"):
