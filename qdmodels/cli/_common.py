@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -45,8 +45,13 @@ def load(model: str, revision: str | None) -> Any:
     return load_model(model, revision=revision)
 
 
-def ntrex_items(corpus: str, langs: str, split: str, limit: int | None, data_dir: Path | None) -> dict[str, Any]:
-    """NTREX-128 items per language from a comma-separated ``langs`` string."""
+SampleOpt = Annotated[str, typer.Option(
+    "--sample", help="With --limit: 'first' items of the split, or 'spread' evenly over it (many documents).")]
+
+
+def ntrex_items(corpus: str, langs: str, split: str, limit: int | None, data_dir: Path | None, *,
+                sample: str = "first") -> dict[str, Any]:
+    """NTREX-128 items per language from a comma-separated ``langs`` string (``sample``: see ``load_ntrex``)."""
     from qdstats._validation import check_option
 
     check_option(corpus, "corpus", CORPORA)
@@ -55,5 +60,6 @@ def ntrex_items(corpus: str, langs: str, split: str, limit: int | None, data_dir
         raise ValueError(f"`--langs` must name at least one language; got {langs!r}.")
     from qdmodels.corpora.ntrex import load_ntrex
 
-    pc = load_ntrex(codes, split=split, limit=limit, data_dir=data_dir)  # type: ignore[arg-type]
+    check_option(sample, "--sample", ("first", "spread"))
+    pc = load_ntrex(codes, split=split, limit=limit, sample=sample, data_dir=data_dir)  # type: ignore[arg-type]
     return {k: list(v) for k, v in pc.items.items()}

@@ -26,7 +26,7 @@ RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revisio
 CorpusOpt = Annotated[str, typer.Option("--corpus", help="Corpus id (ntrex128).")]
 LangsOpt = Annotated[str, typer.Option("--langs", help="Comma-separated languages, e.g. eng_Latn,heb_Hebr or eng,heb.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="dev, test or all (document-level split).")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="First N items per language (smoke runs).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="N items per language (see --sample).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output JSONL file (records are appended).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Items per forward pass.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default QD_DATA_DIR or the cache).")]
@@ -36,6 +36,7 @@ ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Pro
 from qdmodels.cli._common import err as _err
 from qdmodels.cli._common import guard as _guard
 from qdmodels.cli._common import load as _load
+from qdmodels.cli._common import SampleOpt
 from qdmodels.cli._common import ntrex_items as _items
 
 
@@ -46,6 +47,7 @@ def eval_cmd(
     corpus: CorpusOpt = "ntrex128",
     split: SplitOpt = "test",
     limit: LimitOpt = None,
+    sample: SampleOpt = "first",
     quant: Annotated[str | None, typer.Option("--quant", help="QuantScheme key, e.g. int4-g128-sym.")] = None,
     protect: Annotated[str | None, typer.Option("--protect", help="ProtectionPlan key, e.g. 'layers=0,1'.")] = None,
     fp: Annotated[bool, typer.Option("--fp/--no-fp", help="Also evaluate the full-precision baseline (paired).")] = True,
@@ -76,7 +78,7 @@ def eval_cmd(
 
                 plan = ProtectionPlan.parse(protect)
             conds.append(quant_condition(quant, plan=plan))
-        items = _items(corpus, langs, split, limit, data_dir)
+        items = _items(corpus, langs, split, limit, data_dir, sample=sample)
         lm = _load(model, revision)
         res = evaluate_conditions(lm, items, conds, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
                                   progress=progress)
@@ -110,6 +112,7 @@ def sweep_layers_cmd(
     corpus: CorpusOpt = "ntrex128",
     split: SplitOpt = "dev",
     limit: LimitOpt = None,
+    sample: SampleOpt = "first",
     granularity: Annotated[str, typer.Option("--granularity", help="layer or component.")] = "layer",
     layers: Annotated[str | None, typer.Option("--layers", help="Comma-separated block indices (default all).")] = None,
     prefix_cache: Annotated[bool, typer.Option("--prefix-cache/--no-prefix-cache", help="Reuse fp prefix states.")] = True,
@@ -131,7 +134,7 @@ def sweep_layers_cmd(
                 layer_list = [int(x) for x in layers.split(",") if x.strip()]
             except ValueError:
                 raise ValueError(f"`--layers` must be comma-separated integers; got {layers!r}.") from None
-        items = _items(corpus, langs, split, limit, data_dir)
+        items = _items(corpus, langs, split, limit, data_dir, sample=sample)
         lm = _load(model, revision)
         res = sweep_layers(lm, items, quant, granularity=granularity, layers=layer_list, out=out,  # type: ignore[arg-type]
                            prefix_cache=prefix_cache, n_resamples=n_resamples, rng=seed, batch_size=batch_size,
@@ -180,6 +183,7 @@ def activations_cmd(
     corpus: CorpusOpt = "ntrex128",
     split: SplitOpt = "dev",
     limit: LimitOpt = None,
+    sample: SampleOpt = "first",
     points: Annotated[str, typer.Option("--points", help="residual and/or down_proj_input, comma-separated.")] = "residual",
     threshold: Annotated[float, typer.Option("--threshold", help="Outlier-channel threshold (LLM.int8: 6).")] = 6.0,
     batch_size: BatchOpt = 16,
@@ -193,7 +197,7 @@ def activations_cmd(
         from qdmodels.activations import activation_stats
         from qdstats.records import write_records
 
-        items = _items(corpus, langs, split, limit, data_dir)
+        items = _items(corpus, langs, split, limit, data_dir, sample=sample)
         lm = _load(model, revision)
         pts = tuple(p.strip() for p in points.split(",") if p.strip())
         recs = activation_stats(lm, items, points=pts, outlier_threshold=threshold, batch_size=batch_size,  # type: ignore[arg-type]

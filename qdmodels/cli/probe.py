@@ -25,7 +25,7 @@ RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revisio
 CorpusOpt = Annotated[str, typer.Option("--corpus", help="Corpus id (ntrex128).")]
 LangsOpt = Annotated[str, typer.Option("--langs", help="Comma-separated languages, e.g. eng_Latn,heb_Hebr.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="dev, test or all (document-level split).")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="First N items per language (smoke runs).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="N items per language (see --sample).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output JSONL file (records are appended).")]
 LayersOpt = Annotated[str | None, typer.Option("--layers", help="Comma-separated block indices (default all).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of token subsampling / bootstrap.")]
@@ -37,6 +37,7 @@ DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data direct
 from qdmodels.cli._common import err as _err
 from qdmodels.cli._common import guard as _guard
 from qdmodels.cli._common import load as _load
+from qdmodels.cli._common import SampleOpt
 from qdmodels.cli._common import ntrex_items as _items
 
 
@@ -65,6 +66,7 @@ def repr_cmd(
     corpus: CorpusOpt = "ntrex128",
     split: SplitOpt = "test",
     limit: LimitOpt = None,
+    sample: SampleOpt = "first",
     layers: LayersOpt = None,
     measures: Annotated[str, typer.Option("--measures", help="cka, cosine_token, cosine_word (comma-separated).")] = "cka,cosine_token,cosine_word",
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens per language entering CKA (seeded subsample).")] = 2048,
@@ -81,7 +83,7 @@ def repr_cmd(
         from qdmodels.representation import representation_damage
         from qdstats.records import write_records
 
-        items = _items(corpus, langs, split, limit, data_dir)
+        items = _items(corpus, langs, split, limit, data_dir, sample=sample)
         lm = _load(model, revision)
         res = representation_damage(lm, items, quant, layers=_ints(layers, "--layers"),
                                     measures=[m.strip() for m in measures.split(",") if m.strip()],  # type: ignore[misc]
@@ -106,6 +108,7 @@ def ablate_cmd(
     corpus: CorpusOpt = "ntrex128",
     split: SplitOpt = "test",
     limit: LimitOpt = None,
+    sample: SampleOpt = "first",
     layers: LayersOpt = None,
     fractions: Annotated[str, typer.Option("--fractions", help="Fractions of heads to ablate (dose mode).")] = "0.1,0.25,0.5",
     order: Annotated[str, typer.Option("--order", help="random or ranked (ranked: importance on the dev split).")] = "random",
@@ -133,11 +136,11 @@ def ablate_cmd(
         if (order == "ranked" or method == "mean") and split == "dev":
             raise ValueError("`--split` must not be 'dev' when ranking heads or taking means on the dev split.")
         layer_list = _ints(layers, "--layers")
-        items = _items(corpus, langs, split, limit, data_dir)
+        items = _items(corpus, langs, split, limit, data_dir, sample=sample)
         lm = _load(model, revision)
         dev = None
         if order == "ranked" or method == "mean":
-            dev = _items(corpus, langs, "dev", dev_limit, data_dir)
+            dev = _items(corpus, langs, "dev", dev_limit, data_dir, sample=sample)
         means = ablation_means(lm, dev, layers=layer_list, batch_size=batch_size) if method == "mean" else None
         if mode == "importance":
             res = head_importance(lm, items, layers=layer_list, method=method, means=means,  # type: ignore[arg-type]

@@ -116,6 +116,7 @@ def load_ntrex(
     *,
     split: NtrexSplit = "dev",
     limit: int | None = None,
+    sample: Literal["first", "spread"] = "first",
     data_dir: str | os.PathLike[str] | None = None,
     strip_diacritics: bool = False,
     verify: bool = True,
@@ -130,7 +131,11 @@ def load_ntrex(
         Document-level split (rule ``'alternate'`` of :func:`~qdmodels.corpora.splits.document_split`: distinct
         document ids sorted, alternately dev and test). Use dev for selection, test for reporting.
     limit : int, optional
-        First ``limit`` items of the split per language.
+        Keep ``limit`` items of the split per language (the same items in every language).
+    sample : {'first', 'spread'}, default 'first'
+        With ``limit``: the first items (a few documents: NTREX documents have about 16 sentences), or items
+        spread evenly over the split, first and last included (many documents, so document-cluster CIs rest on
+        many clusters).
     data_dir : path-like, optional
         Data directory (argument, then ``QD_DATA_DIR``, then the per-user cache).
     strip_diacritics : bool
@@ -184,8 +189,13 @@ def load_ntrex(
         raise CorpusFileError(f"{str(doc_path)!r} has empty document ids.")
     assign = document_split(doc_ids, rule="alternate")
     keep = [i for i, d in enumerate(doc_ids) if split == "all" or assign[d] == split]
+    check_option(sample, "sample", ("first", "spread"))
     if limit is not None:
-        keep = keep[:limit]
+        if sample == "first" or limit >= len(keep):
+            keep = keep[:limit]
+        else:
+            n = len(keep)
+            keep = [keep[int(round(k * (n - 1) / max(limit - 1, 1)))] for k in range(limit)]
 
     out: dict[str, tuple[ParallelItem, ...]] = {}
     for key, (src, code) in resolved.items():

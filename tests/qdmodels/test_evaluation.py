@@ -239,7 +239,7 @@ def test_cli_eval(tmp_path, monkeypatch):
     import qdmodels.cli.measure as cm
     from qdstats.records import read_records
 
-    monkeypatch.setattr(cm, "_items", lambda corpus, langs, split, limit, data_dir: text_items(
+    monkeypatch.setattr(cm, "_items", lambda corpus, langs, split, limit, data_dir, sample="first": text_items(
         {k: v[: limit or 3] for k, v in TEXTS.items() if k in langs.split(",")}))
     out = tmp_path / "e.jsonl"
     runner = CliRunner()

@@ -193,7 +193,7 @@ def test_cli_sweep_layers_resumes(tmp_path, monkeypatch):
     import qdmodels.cli.measure as cm
     import qdmodels.cli.sweep as cs
 
-    monkeypatch.setattr(cm, "_items", lambda corpus, langs, split, limit, data_dir: text_items(TEXTS))
+    monkeypatch.setattr(cm, "_items", lambda corpus, langs, split, limit, data_dir, sample="first": text_items(TEXTS))
     app = typer.Typer()
     cm.register(app)
     cs.register(app)  # `qd sweep` holds plan/run/status and `layers`, as in qdmodels.cli.main

@@ -130,7 +130,7 @@ def test_cli_weights_and_activations(tmp_path, monkeypatch):
     from qdmodels.evaluation import text_items
     from qdstats.records import read_records
 
-    monkeypatch.setattr(cm, "_items", lambda *a: text_items({"eng_Latn": ["The fox.", "A dog."]}))
+    monkeypatch.setattr(cm, "_items", lambda *a, **k: text_items({"eng_Latn": ["The fox.", "A dog."]}))
     app = typer.Typer()
     cm.register(app)
     out = tmp_path / "w.jsonl"

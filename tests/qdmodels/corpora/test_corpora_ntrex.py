@@ -56,6 +56,22 @@ def test_strip_diacritics_and_limit(toy_ntrex):
     assert c["heb"][0].document_id == "doc01"
 
 
+def test_sample_spread(toy_ntrex):
+    """'spread' keeps `limit` distinct items evenly over the split (first and last included, in order), the same
+    items in every language, across all test documents; 'first' stays in the first document."""
+    full = [it.item_id for it in load_ntrex("heb", split="test")["heb"]]
+    c = load_ntrex(["heb", "eng"], split="test", limit=5, sample="spread")
+    ids = [it.item_id for it in c["heb"]]
+    assert ids == [it.item_id for it in c["eng"]]
+    assert ids == [full[round(k * (len(full) - 1) / 4)] for k in range(5)]
+    assert ids[0] == full[0] and ids[-1] == full[-1] and len(set(ids)) == 5
+    assert {it.document_id for it in c["heb"]} == {"doc01", "doc03", "doc05", "doc07", "doc09"}
+    assert {it.document_id for it in load_ntrex("heb", split="test", limit=5)["heb"]} == {"doc01"}
+    assert len(load_ntrex("heb", split="test", limit=10**6, sample="spread")["heb"]) == len(full)
+    with pytest.raises(ValueError, match="`sample` must be one of"):
+        load_ntrex("heb", limit=3, sample="random")  # type: ignore[arg-type]
+
+
 def test_errors(toy_ntrex):
     with pytest.raises(UnknownNameError, match=r"'hbe' is not an NTREX-128 language. Did you mean 'heb'\?"):
         load_ntrex(["hbe"])

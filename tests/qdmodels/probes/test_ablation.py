@@ -312,7 +312,10 @@ def test_cli_ablate(tmp_path, monkeypatch):
     from qdmodels.cli import probe
     from qdstats.records import read_records
 
-    def fake_items(corpus, langs, split, limit, data_dir):
+    seen = []
+
+    def fake_items(corpus, langs, split, limit, data_dir, sample="first"):
+        seen.append(sample)
         src = DEV_ITEMS if split == "dev" else ITEMS
         return {lang: [it for it in src if it.language == lang] for lang in ("eng_Latn", "heb_Hebr")}
 
@@ -320,13 +323,17 @@ def test_cli_ablate(tmp_path, monkeypatch):
     out = tmp_path / "a.jsonl"
     res = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--mode", "dose", "--fractions", "0.25,0.5",
                                          "--seeds", "0", "--order", "ranked", "--method", "mean",
-                                         "--n-resamples", "50", "--out", str(out)])
+                                         "--n-resamples", "50", "--sample", "spread", "--out", str(out)])
     assert res.exit_code == 0, res.output
+    assert seen == ["spread", "spread"]  # test items and the dev items used for ranking
     q = [r.quantity for r in read_records(out)]
     assert q.count("ablation.dose_slope") == 2 and q.count("ablation.dose_slope_did") == 1
     assert q.count("ablation.delta_bits_per_byte") == 8 * 2 + 2 * 2  # dev importance (8 heads x 2 langs) + curve
     bad = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--mode", "dosee", "--out", str(out)])
     assert bad.exit_code == 2 and "`mode`" in bad.output
+    monkeypatch.undo()
+    bad = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--sample", "random", "--out", str(out)])
+    assert bad.exit_code == 2 and "`--sample` must be one of" in bad.output
 
 
 def test_one_document_gives_no_interval(tiny_gpt2, tiny_state_guard):

@@ -205,7 +205,7 @@ def test_cli_repr(tmp_path, monkeypatch):
     from qdmodels.cli import probe
     from qdstats.records import read_records
 
-    monkeypatch.setattr(probe, "_items", lambda corpus, langs, split, limit, data_dir: {
+    monkeypatch.setattr(probe, "_items", lambda corpus, langs, split, limit, data_dir, sample="first": {
         k: v for k, v in [("eng_Latn", ITEMS[:3]), ("heb_Hebr", ITEMS[3:])]})
     out = tmp_path / "r.jsonl"
     res = CliRunner().invoke(probe.app, ["repr", "--model", "tiny:gpt2", "--quant", "int4-ch-sym", "--layers", "1",
