@@ -44,10 +44,20 @@ def items(langs: str, split: str, limit: int, data_dir: str | None) -> list[Any]
     return [it for v in pc.items.values() for it in v]
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def attention_flops(d_model: int, seq_lens: list[int]) -> float:
+    """Matmul FLOPs of causal attention scores and values in one block over sequences of these lengths."""
+    return sum(2 * 2 * d_model * L * (L + 1) / 2 for L in seq_lens)
+
+
+def ru_maxrss_bytes(who: int) -> int:
+    """Peak resident set size of ``resource.RUSAGE_SELF`` or ``RUSAGE_CHILDREN`` (Linux reports KiB)."""
+    r = resource.getrusage(who).ru_maxrss
     return int(r * 1024) if sys.platform != "darwin" else int(r)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far."""
+    return ru_maxrss_bytes(resource.RUSAGE_SELF)
 
 
 def machine() -> dict[str, Any]:

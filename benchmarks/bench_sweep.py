@@ -28,7 +28,7 @@ def flop_ceiling(model, seq_lens: list[int], layers: list[int], n_layers: int) -
     cfg = model.config
     d = getattr(cfg, "hidden_size", None) or cfg.n_embd
     tokens = sum(seq_lens)
-    attn = sum(2 * 2 * d * L * (L + 1) / 2 for L in seq_lens)
+    attn = c.attention_flops(d, seq_lens)
     per_block = [2.0 * sum(p.numel() for p in b.parameters() if p.ndim == 2) * tokens + attn for b in blocks]
     head = 2.0 * model.get_output_embeddings().weight.numel() * (tokens - len(seq_lens))
     full = sum(per_block) + head

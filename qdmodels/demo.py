@@ -193,8 +193,9 @@ def run_demo(
         Where ``records.jsonl``, ``summary.jsonl``, ``summary.csv`` and the report go.
     batch_size, max_batch_tokens : int
         At most ``batch_size`` sentences and ``max_batch_tokens`` padded positions per forward pass (token-budget
-        batching; ``None`` for fixed-size batches). The budget keeps the output head's logits small: peak memory
-        of the default run is 2.4x the fp32 model size instead of 2.8x, and it is faster (docs/evaluation.md).
+        batching; ``None`` for fixed-size batches). The budget keeps the output head's logits small: with it the
+        peak RSS of an fp32 + INT4 evaluation of SmolLM2 is 2.42x the fp32 model size instead of 2.80x
+        (``benchmarks/results/bench_memory_budget512.json`` vs ``bench_memory.json``, batch size 16).
     n_resamples, seed
         Bootstrap settings (deterministic for a given seed).
 
