@@ -29,10 +29,10 @@ def parser(description: str, *, limit: int) -> argparse.ArgumentParser:
 
 def load(model: str) -> Any:
     if model.startswith("tiny:"):
-        from qdmodels.testing import tiny_model
+        from qdmodels.models.tiny import tiny_model
 
         return tiny_model(model.split(":", 1)[1], n_layers=4)
-    from qdmodels.loading import load_model
+    from qdmodels.models.loading import load_model
 
     return load_model(model)
 

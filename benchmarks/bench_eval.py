@@ -98,7 +98,7 @@ def forward_flops(model, seq_lens: list[int]) -> float:
 def float64_nll(lm, item) -> float:
     """Summed NLL of one item with every floating tensor of the model in float64 (our scoring path); the
     original float32 tensors are put back after (not copies: the same storage)."""
-    from qdmodels.evaluation import evaluate
+    from qdmodels.eval.scoring import evaluate
 
     import torch
 
@@ -115,7 +115,9 @@ def float64_nll(lm, item) -> float:
 
 
 def padded(lm, its, batch_size: int, max_batch_tokens: int | None) -> tuple[int, int]:
-    from qdmodels.evaluation import context_token, encode_items, make_batches
+    from qdmodels.runtime import context_token
+    from qdmodels.eval.encoding import encode_items
+    from qdmodels.eval.batching import make_batches
 
     enc = encode_items(lm.model, lm.tokenizer, its)
     bs = make_batches(enc, batch_size=batch_size, pad_id=context_token(lm.tokenizer)[0],
@@ -128,7 +130,7 @@ def main() -> None:
     p.add_argument("--batch-sizes", default="1,4,16", help="also time these batch sizes (comma-separated)")
     p.add_argument("--max-batch-tokens", type=int, default=1024, help="token budget of the token-budget variant")
     args = p.parse_args()
-    from qdmodels.evaluation import evaluate
+    from qdmodels.eval.scoring import evaluate
 
     info = c.machine()
     t0 = time.perf_counter()

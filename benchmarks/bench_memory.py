@@ -21,9 +21,9 @@ def main() -> None:
     args = p.parse_args()
     import torch  # noqa: F401  (count the framework in the baseline)
 
-    from qdmodels.evaluation import evaluate
-    from qdmodels.quantization import quantized
-    from qdmodels.sensitivity import sweep_layers
+    from qdmodels.eval.scoring import evaluate
+    from qdmodels.compress.rtn import quantized
+    from qdmodels.eval.sensitivity import sweep_layers
 
     info = c.machine()
     base = c.peak_rss_bytes()

@@ -21,8 +21,9 @@ def main() -> None:
     args = p.parse_args()
     if args.split == "test":
         p.error("use --split dev: proxies are a selection tool and never look at the test split")
-    from qdmodels.proxies import fisher_proxies, output_error_proxies, validate_proxies
-    from qdmodels.sensitivity import decoder_layers, sweep_layers
+    from qdmodels.eval.proxies import fisher_proxies, output_error_proxies, validate_proxies
+    from qdmodels.models.blocks import decoder_layers
+    from qdmodels.eval.sensitivity import sweep_layers
 
     info = c.machine()
     lm = c.load(args.model)

@@ -22,7 +22,7 @@ import _common as c
 def flop_ceiling(model, seq_lens: list[int], layers: list[int], n_layers: int) -> float:
     """Naive / cached matmul FLOPs of the sweep: one full-precision pass plus, per swept layer, a full forward
     (naive) or the blocks from that layer on (cached); the output head at every scored position in both."""
-    from qdmodels.sensitivity import decoder_layers
+    from qdmodels.models.blocks import decoder_layers
 
     blocks = decoder_layers(model)
     cfg = model.config
@@ -42,7 +42,8 @@ def main() -> None:
     p.add_argument("--scheme", default="int4-g64-sym")
     p.add_argument("--layer-step", type=int, default=3, help="sweep every k-th block (the mean saving is kept)")
     args = p.parse_args()
-    from qdmodels.sensitivity import decoder_layers, sweep_layers
+    from qdmodels.models.blocks import decoder_layers
+    from qdmodels.eval.sensitivity import sweep_layers
 
     info = c.machine()
     lm = c.load(args.model)
@@ -62,7 +63,7 @@ def main() -> None:
         if failed:
             raise SystemExit(f"{len(failed)} sweep units failed, e.g. {failed[0].error.message}")
         frames[cached] = res.frame()
-    from qdmodels.evaluation import encode_items
+    from qdmodels.eval.encoding import encode_items
 
     seq_lens = [len(e.input_ids) for e in encode_items(lm.model, lm.tokenizer, its)]
     ceiling = flop_ceiling(lm.model, seq_lens, layers, n_layers)

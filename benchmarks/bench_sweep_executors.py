@@ -42,7 +42,7 @@ def main() -> None:
 
     from qdmodels.jobs import SweepSpec, expand, run_sweep
     from qdmodels.jobs.planner import plan
-    from qdmodels.testing import TINY_TEXT
+    from qdmodels.models.tiny import TINY_TEXT
     from qdstats.records import read_records
 
     info = c.machine()

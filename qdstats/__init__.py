@@ -71,9 +71,9 @@ _LAZY: dict[str, str] = {
     # results and warnings
     "StatResult": "qdstats.results",
     "ConfidenceInterval": "qdstats.results",
-    "DegenerateDataWarning": "qdstats._validation",
-    "SmallSampleWarning": "qdstats._validation",
-    "UnknownNameError": "qdstats._validation",
+    "DegenerateDataWarning": "qdstats.validation",
+    "SmallSampleWarning": "qdstats.validation",
+    "UnknownNameError": "qdstats.validation",
 }
 
 __all__ = [
@@ -131,7 +131,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the real names
-    from qdstats._validation import (
+    from qdstats.validation import (
         DegenerateDataWarning,
         SmallSampleWarning,
         UnknownNameError,

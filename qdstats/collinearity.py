@@ -20,8 +20,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
-from qdstats._typing import NanPolicy
-from qdstats._validation import (
+from qdstats.options import NanPolicy
+from qdstats.validation import (
     DegenerateDataWarning,
     UnknownNameError,
     WarningCollector,
@@ -82,6 +82,11 @@ class VIFResult(StatResult):
     def vifs(self) -> dict[str, float]:
         """``{column: vif}`` mapping."""
         return {r.column: r.vif for r in self.per_predictor}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per predictor (``column, vif, tolerance, r_squared``), like every multi-row result; the summary
+        (largest VIF, ``n``, condition number) is in :attr:`estimate`, :attr:`n` and :attr:`condition_number`."""
+        return self.table
 
 
 class ConditionNumberResult(StatResult):
@@ -159,10 +164,110 @@ def _belsley(X: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- vif
+def _predictor_columns(data: Any, columns: Any, outcome: Any, wc: WarningCollector) -> Any:
+    """``columns``, or every numeric column but the outcome ``y`` (with a warning when no outcome was declared)."""
+    if outcome is not None:
+        if not isinstance(outcome, str):
+            raise TypeError(f"`y` must be a column name (str) or None; got {outcome!r}.")
+        if isinstance(data, pd.DataFrame) and outcome not in data.columns:
+            raise UnknownNameError(f"`y`: {outcome!r} is not a column of `data`."
+                                   + did_you_mean(outcome, [str(c) for c in data.columns]))
+    if columns is not None:
+        if outcome is not None and not isinstance(columns, str) and outcome in list(columns):
+            raise ValueError(f"`columns` contains the outcome `y` {outcome!r}; VIFs are computed among predictors only.")
+        return columns
+    if not isinstance(data, pd.DataFrame):
+        return None  # _vif_iv raises the type error
+    numeric = [str(c) for c in data.select_dtypes(include="number").columns if not pd.api.types.is_bool_dtype(data[c])]
+    chosen = [c for c in numeric if c != outcome]
+    if outcome is None:
+        wc.warn(f"`columns` not given: using every numeric column of `data` as a predictor {chosen}. An outcome "
+                "column among them inflates the VIFs; pass `columns=` or `y=` (the outcome).", UserWarning, stacklevel=4)
+    return chosen
+
+
+def _vif_iv(
+    data: Any, columns: Any, add_constant: Any, threshold: Any, nan_policy: Any
+) -> tuple[np.ndarray, tuple[str, ...], int, float]:
+    """Validate :func:`vif`'s arguments; returns ``(X, columns, n_dropped, threshold)``."""
+    if not isinstance(add_constant, (bool, np.bool_)):
+        raise TypeError(f"`add_constant` must be a bool; got {add_constant!r}.")
+    try:
+        thr = float(threshold)
+    except (TypeError, ValueError):
+        raise TypeError(f"`threshold` must be a number > 0; got {threshold!r}.") from None
+    if not (thr > 0) or math.isinf(thr):
+        raise ValueError(f"`threshold` must be a finite number > 0; got {threshold!r}.")
+    check_option(nan_policy, "nan_policy", ("raise", "omit"))
+    X, cols, n_dropped = _select_numeric(data, columns, nan_policy)
+    return X, cols, n_dropped, thr
+
+
+def _vif_design(
+    X: np.ndarray, cols: tuple[str, ...], add_constant: bool, wc: WarningCollector
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(constant mask, kept column indices, design)``; warns about constant columns and saturation."""
+    n, p = X.shape
+    constant = np.array([bool(np.all(X[:, j] == X[0, j])) if n else True for j in range(p)])
+    # stacklevel 4: _vif_design <- vif <- its caller
+    if constant.any():
+        names = [c for c, k in zip(cols, constant) if k]
+        wc.warn(
+            f"constant column(s) {names!r}: VIF is undefined (NaN); they are left out of the other "
+            "columns' auxiliary regressions.",
+            DegenerateDataWarning,
+            stacklevel=4,
+        )
+    keep = np.flatnonzero(~constant)
+    Xk = X[:, keep]
+    design = np.column_stack([np.ones(n), Xk]) if add_constant else Xk
+    if n <= design.shape[1]:
+        wc.warn(
+            f"only n={n} rows for {design.shape[1]} design columns; the auxiliary regressions are saturated "
+            "and VIFs are not meaningful.",
+            DegenerateDataWarning,
+            stacklevel=4,
+        )
+    return constant, keep, design
+
+
+def _vif_values(
+    design: np.ndarray, keep: np.ndarray, cols: tuple[str, ...], add_constant: bool, wc: WarningCollector
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(vifs, tolerances)`` per column (NaN for constant ones, inf for perfect collinearity)."""
+    p = len(cols)
+    offset = 1 if add_constant else 0
+    vifs = np.full(p, np.nan)
+    if keep.size == 1:
+        vifs[keep[0]] = 1.0  # a single predictor: nothing else to explain it, R² = 0
+    elif keep.size >= 1:
+        with warnings.catch_warnings():
+            # statsmodels' own "poorly conditioned" warning; our condition number is reported instead
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for i, j in enumerate(keep):
+                vifs[j] = float(variance_inflation_factor(design, i + offset, standardize=add_constant))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tol = 1.0 / vifs
+    perfect = [cols[j] for j in keep if tol[j] < PERFECT_COLLINEARITY_TOL]
+    if perfect:
+        wc.warn(
+            f"perfect collinearity: {perfect!r} are (numerically) exact linear combinations of the other "
+            f"predictors (1 - R² < {PERFECT_COLLINEARITY_TOL:g}); their VIF is reported as inf.",
+            DegenerateDataWarning,
+            stacklevel=4,  # _vif_values <- vif <- its caller
+        )
+        for c in perfect:
+            j = cols.index(c)
+            vifs[j], tol[j] = math.inf, 0.0
+    return vifs, tol
+
+
 def vif(
     data: pd.DataFrame,
     columns: Sequence[str] | None = None,
     *,
+    y: str | None = None,
     add_constant: bool = True,
     threshold: float = 10.0,
     nan_policy: NanPolicy = "raise",
@@ -174,7 +279,12 @@ def vif(
     data : pandas.DataFrame
         One row per observation.
     columns : sequence of str, optional
-        Predictor columns. Default: every numeric, non-boolean column of ``data``.
+        Predictor columns. Default: every numeric, non-boolean column of ``data`` except ``y``; without ``y`` a
+        warning lists the columns used, since an outcome column among them silently inflates the VIFs (with
+        y = x + noise in the frame, the VIF of x becomes 3.36 instead of 1.06).
+    y : str, optional
+        The outcome (response) column, never a predictor (the package's one vocabulary: ``x`` predictor, ``y``
+        outcome, ``group`` unit): left out of the default ``columns``, and an error when it is in ``columns``.
     add_constant : bool
         Add an intercept column to the design (default). Each auxiliary regression then has an
         intercept and R² is the usual centered one, as in R ``car::vif(lm(...))``. With ``False`` the
@@ -242,60 +352,12 @@ def vif(
     >>> bool(res.vifs["a"] > res.vifs["c"] >= 1.0)
     True
     """
-    if not isinstance(add_constant, (bool, np.bool_)):
-        raise TypeError(f"`add_constant` must be a bool; got {add_constant!r}.")
-    try:
-        thr = float(threshold)
-    except (TypeError, ValueError):
-        raise TypeError(f"`threshold` must be a number > 0; got {threshold!r}.") from None
-    if not (thr > 0) or math.isinf(thr):
-        raise ValueError(f"`threshold` must be a finite number > 0; got {threshold!r}.")
-    check_option(nan_policy, "nan_policy", ("raise", "omit"))
-    X, cols, n_dropped = _select_numeric(data, columns, nan_policy)
-    n, p = X.shape
     wc = WarningCollector()
-
-    constant = np.array([bool(np.all(X[:, j] == X[0, j])) if n else True for j in range(p)])
-    if constant.any():
-        names = [c for c, k in zip(cols, constant) if k]
-        wc.warn(
-            f"constant column(s) {names!r}: VIF is undefined (NaN); they are left out of the other "
-            "columns' auxiliary regressions.",
-            DegenerateDataWarning,
-        )
-    keep = np.flatnonzero(~constant)
-    Xk = X[:, keep]
-    design = np.column_stack([np.ones(n), Xk]) if add_constant else Xk
-    offset = 1 if add_constant else 0
-    if n <= design.shape[1]:
-        wc.warn(
-            f"only n={n} rows for {design.shape[1]} design columns; the auxiliary regressions are saturated "
-            "and VIFs are not meaningful.",
-            DegenerateDataWarning,
-        )
-
-    vifs = np.full(p, np.nan)
-    if keep.size == 1:
-        vifs[keep[0]] = 1.0  # a single predictor: nothing else to explain it, R² = 0
-    elif keep.size >= 1:
-        with warnings.catch_warnings():
-            # statsmodels' own "poorly conditioned" warning; our condition number is reported instead
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            for i, j in enumerate(keep):
-                vifs[j] = float(variance_inflation_factor(design, i + offset, standardize=add_constant))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tol = 1.0 / vifs
-    perfect = [cols[j] for j in keep if tol[j] < PERFECT_COLLINEARITY_TOL]
-    if perfect:
-        wc.warn(
-            f"perfect collinearity: {perfect!r} are (numerically) exact linear combinations of the other "
-            f"predictors (1 - R² < {PERFECT_COLLINEARITY_TOL:g}); their VIF is reported as inf.",
-            DegenerateDataWarning,
-        )
-        for c in perfect:
-            j = cols.index(c)
-            vifs[j], tol[j] = math.inf, 0.0
+    columns = _predictor_columns(data, columns, y, wc)
+    X, cols, n_dropped, thr = _vif_iv(data, columns, add_constant, threshold, nan_policy)
+    n, p = X.shape
+    constant, keep, design = _vif_design(X, cols, add_constant, wc)
+    vifs, tol = _vif_values(design, keep, cols, add_constant, wc)
     r2 = 1.0 - tol
     high = [(cols[j], vifs[j]) for j in range(p) if vifs[j] > thr and not math.isinf(vifs[j])]
     if high:

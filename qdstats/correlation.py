@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic import Field
 from scipy import stats
 
-from qdstats._typing import (
+from qdstats.options import (
     ALTERNATIVES,
     BOOTSTRAP_KINDS,
     CORR_METHODS,
@@ -33,7 +33,7 @@ from qdstats._typing import (
     CorrMethod,
     NanPolicy,
 )
-from qdstats._validation import (
+from qdstats.validation import (
     DegenerateDataWarning,
     UnknownNameError,
     WarningCollector,
@@ -216,7 +216,8 @@ def _kendall_scalar(x: np.ndarray, y: np.ndarray) -> float:
         return float(stats.kendalltau(x, y).statistic)
 
 
-def _t_pvalue(t: float, df: float, alternative: str) -> float:
+def t_pvalue(t: float, df: float, alternative: str) -> float:
+    """p-value of a t statistic with ``df`` degrees of freedom for ``alternative``."""
     if alternative == "two-sided":
         return float(2.0 * stats.t.sf(abs(t), df))
     if alternative == "greater":
@@ -367,6 +368,97 @@ def _boot_details(n_resamples: int, kind: str, rng: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- corr
+def _corr_iv(
+    x: Any, y: Any, method: Any, alternative: Any, confidence_level: Any, nan_policy: Any, ci_method: Any,
+    bootstrap_kind: Any, n_resamples: Any, rng: Any,
+) -> tuple[float, str, str, int, Any, np.random.Generator | None, np.ndarray, np.ndarray, int, bool]:
+    """Validate :func:`corr`'s arguments; returns the cleaned options and the paired arrays after NaN handling."""
+    check_option(method, "method", CORR_METHODS)
+    check_option(alternative, "alternative", ALTERNATIVES)
+    level = check_confidence_level(confidence_level)
+    ci_method, bootstrap_kind, n_resamples, rng = _parse_ci_method(
+        ci_method, level, bootstrap_kind, n_resamples, rng, CORR_CI_METHODS
+    )
+    gen = _check_rng(rng) if ci_method == "bootstrap" else None
+    xa = as_1d_float(x, "x")
+    ya = as_1d_float(y, "y")
+    arrays, n_dropped, has_nan = handle_nan({"x": xa, "y": ya}, nan_policy)
+    return level, ci_method, bootstrap_kind, n_resamples, rng, gen, arrays["x"], arrays["y"], n_dropped, has_nan
+
+
+def _corr_degeneracy(xa: np.ndarray, ya: np.ndarray, has_nan: bool, method: str) -> tuple[str, float | None] | None:
+    """``(warning, df)`` when the correlation is undefined (NaN input, n < 3, constant input), else None."""
+    n = int(xa.size)
+    if has_nan:
+        return "input contains NaN and nan_policy='propagate'; the result is NaN.", None
+    if n < 3:
+        return f"a correlation needs at least 3 pairs; got n={n}. Result is NaN.", None
+    const = [name for name, a in (("x", xa), ("y", ya)) if _is_constant(a)]
+    if const:
+        return (f"{' and '.join('`' + c + '`' for c in const)} is constant; the correlation is undefined (NaN).",
+                float(n - 2) if method != "kendall" else None)
+    return None
+
+
+def _corr_estimate(
+    xa: np.ndarray, ya: np.ndarray, method: str, alternative: str
+) -> tuple[float, float, float | None, float | None, str]:
+    """``(estimate, p, df, t, pvalue_method)`` from scipy's pearsonr / spearmanr / kendalltau."""
+    n = int(xa.size)
+    statistic: float | None
+    df: float | None
+    if method == "pearson":
+        res = stats.pearsonr(xa, ya, alternative=alternative)
+        r, p = float(res.statistic), float(res.pvalue)
+        df = float(n - 2)
+        statistic = _t_from_r(r, df)
+        pvalue_method = "exact t (scipy.stats.pearsonr)"
+    elif method == "spearman":
+        res = stats.spearmanr(xa, ya, alternative=alternative)
+        r, p = float(res.statistic), float(res.pvalue)
+        df = float(n - 2)
+        statistic = _t_from_r(r, df)
+        pvalue_method = "t approximation (scipy.stats.spearmanr; R cor.test exact=FALSE)"
+    else:
+        has_ties = bool(np.unique(xa).size < n or np.unique(ya).size < n)
+        kmethod = "exact" if (not has_ties and n < _KENDALL_EXACT_MAX_N) else "asymptotic"
+        res = stats.kendalltau(xa, ya, method=kmethod, alternative=alternative)
+        r, p = float(res.statistic), float(res.pvalue)
+        df = None
+        statistic = None
+        pvalue_method = f"{kmethod} (scipy.stats.kendalltau, tau-b)"
+    return r, min(max(p, 0.0), 1.0), df, statistic, pvalue_method
+
+
+def _corr_interval(
+    xa: np.ndarray, ya: np.ndarray, r: float, se: float, *, method: str, level: float, alternative: str,
+    ci_method: str, bootstrap_kind: str, n_resamples: int, gen: np.random.Generator | None, wc: WarningCollector,
+) -> tuple[float, float, float | None]:
+    """``(low, high, bootstrap_se)``: the Fisher-z (``bootstrap_se`` None) or paired-bootstrap interval."""
+    n = int(xa.size)
+    if ci_method == "fisher-z":
+        if n < _MIN_N_CI[method]:
+            wc.warn(
+                f"a Fisher-z confidence interval for {method} needs n >= {_MIN_N_CI[method]}; got n={n}. "
+                "CI is NaN.",
+                DegenerateDataWarning,
+                stacklevel=4,  # _corr_interval <- corr <- its caller
+            )
+            return math.nan, math.nan, None
+        lo, hi = fisher_z_ci(r, se, confidence_level=level, alternative=alternative)
+        return float(lo), float(hi), None
+    assert gen is not None  # internal invariant, not input validation
+    if method == "kendall":
+        fn, vectorized = _kendall_scalar, False
+    else:
+        fn, vectorized = (_pearson_along if method == "pearson" else _spearman_along), True
+    low, high, boot_se = _bootstrap_ci(
+        (xa, ya), fn, vectorized=vectorized, kind=bootstrap_kind, n_resamples=n_resamples,
+        confidence_level=level, alternative=alternative, rng=gen, wc=wc, stacklevel=5,
+    )
+    return low, high, boot_se
+
+
 def corr(
     x: Any,
     y: Any,
@@ -475,19 +567,10 @@ def corr(
     >>> bool(res.ci.low < res.estimate < res.ci.high)
     True
     """
-    check_option(method, "method", CORR_METHODS)
-    check_option(alternative, "alternative", ALTERNATIVES)
-    level = check_confidence_level(confidence_level)
-    ci_method, bootstrap_kind, n_resamples, rng = _parse_ci_method(
-        ci_method, level, bootstrap_kind, n_resamples, rng, CORR_CI_METHODS
+    level, ci_method, bootstrap_kind, n_resamples, rng, gen, xa, ya, n_dropped, has_nan = _corr_iv(
+        x, y, method, alternative, confidence_level, nan_policy, ci_method, bootstrap_kind, n_resamples, rng
     )
-    gen = _check_rng(rng) if ci_method == "bootstrap" else None
-    xa = as_1d_float(x, "x")
-    ya = as_1d_float(y, "y")
-    arrays, n_dropped, has_nan = handle_nan({"x": xa, "y": ya}, nan_policy)
-    xa, ya = arrays["x"], arrays["y"]
     n = int(xa.size)
-
     wc = WarningCollector()
     ci_label = "fisher-z" if ci_method == "fisher-z" else f"bootstrap-{bootstrap_kind}"
     details: dict[str, Any] = {"n_dropped": n_dropped}
@@ -497,71 +580,20 @@ def corr(
         "test": method, "method": method, "n": n, "level": level, "ci_method": ci_label, "alternative": alternative,
         "variables": ("x", "y"), "covariates": (), "details": details,
     }
+    degenerate = _corr_degeneracy(xa, ya, has_nan, method)
+    if degenerate is not None:
+        msg, df_nan = degenerate
+        wc.warn(msg, DegenerateDataWarning)
+        return _nan_result(wc=wc, df=df_nan, **common)  # type: ignore[arg-type]
 
-    if has_nan:
-        wc.warn("input contains NaN and nan_policy='propagate'; the result is NaN.", DegenerateDataWarning)
-        return _nan_result(wc=wc, **common)  # type: ignore[arg-type]
-    if n < 3:
-        wc.warn(f"a correlation needs at least 3 pairs; got n={n}. Result is NaN.", DegenerateDataWarning)
-        return _nan_result(wc=wc, **common)  # type: ignore[arg-type]
-    const = [name for name, a in (("x", xa), ("y", ya)) if _is_constant(a)]
-    if const:
-        wc.warn(
-            f"{' and '.join('`' + c + '`' for c in const)} is constant; the correlation is undefined (NaN).",
-            DegenerateDataWarning,
-        )
-        return _nan_result(wc=wc, df=float(n - 2) if method != "kendall" else None, **common)  # type: ignore[arg-type]
-
-    statistic: float | None
-    df: float | None
-    if method == "pearson":
-        res = stats.pearsonr(xa, ya, alternative=alternative)
-        r, p = float(res.statistic), float(res.pvalue)
-        df = float(n - 2)
-        statistic = _t_from_r(r, df)
-        details["pvalue_method"] = "exact t (scipy.stats.pearsonr)"
-    elif method == "spearman":
-        res = stats.spearmanr(xa, ya, alternative=alternative)
-        r, p = float(res.statistic), float(res.pvalue)
-        df = float(n - 2)
-        statistic = _t_from_r(r, df)
-        details["pvalue_method"] = "t approximation (scipy.stats.spearmanr; R cor.test exact=FALSE)"
-    else:
-        has_ties = bool(np.unique(xa).size < n or np.unique(ya).size < n)
-        kmethod = "exact" if (not has_ties and n < _KENDALL_EXACT_MAX_N) else "asymptotic"
-        res = stats.kendalltau(xa, ya, method=kmethod, alternative=alternative)
-        r, p = float(res.statistic), float(res.pvalue)
-        df = None
-        statistic = None
-        details["pvalue_method"] = f"{kmethod} (scipy.stats.kendalltau, tau-b)"
-    p = min(max(p, 0.0), 1.0)
-
-    se_arr = fisher_z_se(r, n, method=method)  # type: ignore[arg-type]
-    se = float(se_arr)
-    if ci_method == "fisher-z":
-        if n < _MIN_N_CI[method]:
-            wc.warn(
-                f"a Fisher-z confidence interval for {method} needs n >= {_MIN_N_CI[method]}; got n={n}. "
-                "CI is NaN.",
-                DegenerateDataWarning,
-            )
-            low = high = math.nan
-        else:
-            lo, hi = fisher_z_ci(r, se, confidence_level=level, alternative=alternative)
-            low, high = float(lo), float(hi)
-    else:
-        assert gen is not None  # internal invariant, not input validation
-        if method == "kendall":
-            low, high, boot_se = _bootstrap_ci(
-                (xa, ya), _kendall_scalar, vectorized=False, kind=bootstrap_kind, n_resamples=n_resamples,
-                confidence_level=level, alternative=alternative, rng=gen, wc=wc,
-            )
-        else:
-            fn = _pearson_along if method == "pearson" else _spearman_along
-            low, high, boot_se = _bootstrap_ci(
-                (xa, ya), fn, vectorized=True, kind=bootstrap_kind, n_resamples=n_resamples,
-                confidence_level=level, alternative=alternative, rng=gen, wc=wc,
-            )
+    r, p, df, statistic, pvalue_method = _corr_estimate(xa, ya, method, alternative)
+    details["pvalue_method"] = pvalue_method
+    se = float(fisher_z_se(r, n, method=method))  # type: ignore[arg-type]
+    low, high, boot_se = _corr_interval(
+        xa, ya, r, se, method=method, level=level, alternative=alternative, ci_method=ci_method,
+        bootstrap_kind=bootstrap_kind, n_resamples=n_resamples, gen=gen, wc=wc,
+    )
+    if ci_method == "bootstrap":
         details["bootstrap_standard_error"] = boot_se
 
     return CorrelationResult(
@@ -782,7 +814,7 @@ def _partial_core(
     df = float(n - 2 - k_eff)
     pr = float(_pearson_along(rx, ry))
     t_stat = _t_from_r(pr, df)
-    p = min(max(_t_pvalue(t_stat, df, alternative), 0.0), 1.0)
+    p = min(max(t_pvalue(t_stat, df, alternative), 0.0), 1.0)
 
     fz: float | None = None
     ci: ConfidenceInterval | None = None
@@ -793,7 +825,7 @@ def _partial_core(
         details["partial_r"] = pr
         t_ppcor = _t_from_r(est, df)
         details["ppcor_statistic"] = t_ppcor
-        details["ppcor_pvalue"] = min(max(_t_pvalue(t_ppcor, df, alternative), 0.0), 1.0)
+        details["ppcor_pvalue"] = min(max(t_pvalue(t_ppcor, df, alternative), 0.0), 1.0)
 
     if ci_method == "fisher-z":
         n_eff = n - k_eff

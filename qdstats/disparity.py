@@ -26,8 +26,8 @@ import pandas as pd
 import scipy.stats as st
 from pydantic import BaseModel, ConfigDict, Field
 
-from qdstats._typing import ALTERNATIVES, BOOTSTRAP_KINDS, Alternative, BootstrapKind, NanPolicy
-from qdstats._validation import (
+from qdstats.options import ALTERNATIVES, BOOTSTRAP_KINDS, Alternative, NanPolicy
+from qdstats.validation import (
     DegenerateDataWarning,
     SmallSampleWarning,
     UnknownNameError,
@@ -39,13 +39,13 @@ from qdstats._validation import (
 )
 from qdstats.resampling import (
     RngLike,
-    _as_generator,
-    _ci_from_distribution,
-    _iter_cluster_weights,
-    _n_splits,
-    _sign_flip_pvalues,
-    _readonly,
-    _seed_detail,
+    as_generator,
+    ci_from_distribution,
+    iter_cluster_weights,
+    n_splits,
+    sign_flip_pvalues,
+    readonly,
+    seed_detail,
 )
 from qdstats.results import ConfidenceInterval, StatResult
 
@@ -61,6 +61,13 @@ __all__ = [
 Resampling = Literal["joint", "independent"]
 RESAMPLINGS: tuple[str, ...] = ("joint", "independent")
 MIN_LANGUAGES = 10
+#: Fewer independent resampling units (clusters; items when unclustered) than this per language get a
+#: SmallSampleWarning: bootstrap intervals under-cover, and a sign-flip p-value has a floor of 2^(1 - units).
+MIN_UNITS = 10
+#: Interval kinds of the disparity estimands: the bootstrap kinds plus ``'t'``, a small-sample interval from the
+#: bootstrap standard error (see :func:`_t_interval`).
+DisparityKind = Literal["bca", "percentile", "basic", "t"]
+DISPARITY_KINDS: tuple[str, ...] = (*BOOTSTRAP_KINDS, "t")
 
 
 # ----------------------------------------------------------------------------- results
@@ -272,18 +279,18 @@ def _prepare(
 class _Boot:
     """Per-language bootstrap replicates of Δ and delete-one-cluster jackknife values."""
 
-    def __init__(self, p: _Paired, *, resampling: str, n_resamples: int, gen: np.random.Generator) -> None:
-        self.languages = sorted(set(p.lang))
-        l_codes = np.searchsorted(self.languages, p.lang)
+    def __init__(self, pairs: _Paired, *, resampling: str, n_resamples: int, gen: np.random.Generator) -> None:
+        self.languages = sorted(set(pairs.lang))
+        l_codes = np.searchsorted(self.languages, pairs.lang)
         try:
-            cl_uniq, c_codes = np.unique(p.cluster, return_inverse=True)
+            cl_uniq, c_codes = np.unique(pairs.cluster, return_inverse=True)
         except TypeError:
-            cl_uniq, c_codes = np.unique(p.cluster.astype(str), return_inverse=True)
+            cl_uniq, c_codes = np.unique(pairs.cluster.astype(str), return_inverse=True)
         n_l, n_c = len(self.languages), len(cl_uniq)
         self.n_clusters_total = n_c
         sums = np.zeros((n_c, n_l))
         counts = np.zeros((n_c, n_l))
-        np.add.at(sums, (c_codes, l_codes), p.diff)
+        np.add.at(sums, (c_codes, l_codes), pairs.diff)
         np.add.at(counts, (c_codes, l_codes), 1.0)
         self.sums, self.counts = sums, counts
         self.n_items = counts.sum(axis=0).astype(int)
@@ -296,7 +303,7 @@ class _Boot:
         reps = np.empty((n_resamples, n_l))
         if resampling == "joint":
             row = 0
-            for w in _iter_cluster_weights([np.arange(n_c)], n_c, n_resamples, gen):
+            for w in iter_cluster_weights([np.arange(n_c)], n_c, n_resamples, gen):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     reps[row:row + len(w)] = (w @ sums) / (w @ counts)
                 row += len(w)
@@ -340,11 +347,11 @@ class _Boot:
 def _check_common(
     *, kind: str, confidence_level: Any, n_resamples: Any, resampling: str, rng: Any
 ) -> tuple[float, int, np.random.Generator]:
-    check_option(kind, "kind", BOOTSTRAP_KINDS)
+    check_option(kind, "kind", DISPARITY_KINDS)
     check_option(resampling, "resampling", RESAMPLINGS)
     level = check_confidence_level(confidence_level)
     n_res = check_int(n_resamples, "n_resamples", minimum=1)
-    return level, n_res, _as_generator(rng)
+    return level, n_res, as_generator(rng)
 
 
 def _finite_se(x: np.ndarray) -> float:
@@ -352,9 +359,30 @@ def _finite_se(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
 
 
-def _table_warnings(wc: WarningCollector, boot: _Boot, p: _Paired, what: str) -> None:
-    if p.n_dropped:
-        wc.extend([f"{p.n_dropped} (language, item) pair(s) with NaN omitted."])
+def _few_units(wc: WarningCollector, language: str, n_units: int, *, with_pvalue: bool) -> None:
+    """Warn when a language rests on fewer than MIN_UNITS independent units (and say the p-value floor)."""
+    if not 2 <= n_units < MIN_UNITS:
+        return
+    msg = (f"{language}: only {n_units} independent units (clusters, or items when unclustered; < {MIN_UNITS}): "
+           "bootstrap intervals under-cover with so few")
+    if with_pvalue:
+        msg += f", and a sign-flip permutation p-value cannot fall below {2.0 ** (1 - n_units):.3g}"
+    wc.warn(msg + ".", SmallSampleWarning, stacklevel=4)
+
+
+def _unclustered_warning(wc: WarningCollector, data: Any, cluster: str | None) -> None:
+    """Warn when the data carry documents but the items are resampled as if independent."""
+    if cluster is None and isinstance(data, pd.DataFrame) and "document_id" in data.columns:
+        wc.warn(
+            "`data` has a 'document_id' column but `cluster` is None: sentences of one document are resampled as "
+            "independent items and the intervals under-cover (simulated: about 0.66 instead of 0.95 with a document "
+            "ICC of 0.5); pass cluster='document_id'.", SmallSampleWarning, stacklevel=4,
+        )
+
+
+def _table_warnings(wc: WarningCollector, boot: _Boot, pairs: _Paired, what: str) -> None:
+    if pairs.n_dropped:
+        wc.extend([f"{pairs.n_dropped} (language, item) pair(s) with NaN omitted."])
     if len(boot.languages) < MIN_LANGUAGES:
         wc.warn(
             f"only {len(boot.languages)} languages (< {MIN_LANGUAGES}): cross-language comparisons of {what} rest "
@@ -367,7 +395,7 @@ def _language_estimate(
     jack: np.ndarray | None, kind: str, level: float, method: str, n: int, n_units: dict[str, int],
     extra_warnings: list[str], pvalue: float | None = None, statistic: float | None = None,
     alternative: str | None = None, details: dict[str, Any] | None = None,
-    jack_groups: np.ndarray | None = None, undefined_interval: str | None = None,
+    jack_groups: np.ndarray | None = None, undefined_interval: str | None = None, n_independent: int | None = None,
 ) -> LanguageEstimate:
     wc = WarningCollector()
     wc.extend(extra_warnings)
@@ -378,8 +406,10 @@ def _language_estimate(
                 DegenerateDataWarning)
         low, high, se = np.array([math.nan]), np.array([math.nan]), math.nan
         pvalue = math.nan if pvalue is not None else None
+    elif kind == "t":
+        low, high = _t_interval(estimate, se, n_independent, level)
     else:
-        low, high, problems = _ci_from_distribution(
+        low, high, problems = ci_from_distribution(
             np.array([estimate]), reps[:, None], kind=kind, confidence_level=level,
             jackknife=None if jack is None else jack[:, None], jackknife_groups=jack_groups,
         )
@@ -396,8 +426,17 @@ def _language_estimate(
         alternative=alternative, n=n, n_units=n_units,
         variables=(language,) if reference is None else (language, reference),
         warnings=wc.messages, details=details or {}, language=language, reference=reference,
-        standard_error=se, distribution=_readonly(reps),
+        standard_error=se, distribution=readonly(reps),
     )
+
+
+def _t_interval(estimate: float, se: float, n_independent: int | None, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """``estimate ± t_{G-1} · se · sqrt(G / (G - 1))``: the CR1 small-sample interval from a bootstrap SE."""
+    g = n_independent or 0
+    if g < 2 or not math.isfinite(se):
+        return np.array([math.nan]), np.array([math.nan])
+    half = float(st.t.ppf(0.5 + level / 2.0, g - 1)) * se * math.sqrt(g / (g - 1))
+    return np.array([estimate - half]), np.array([estimate + half])
 
 
 def _nan_estimate(test: str, name: str, language: str, reference: str | None, level: float, method: str,
@@ -430,8 +469,13 @@ _DOC_DATA = """    data : pandas.DataFrame
     resampling : {'joint', 'independent'}, default 'joint'
         ``'joint'``: parallel items (same item id in every language) are resampled together, keeping
         the cross-language correlation; ``'independent'``: each language is resampled on its own.
-    kind : {'bca', 'percentile', 'basic'}, default 'bca'
-        Bootstrap interval; BCa uses the delete-one-cluster jackknife for the acceleration.
+    kind : {'bca', 'percentile', 'basic', 't'}, default 'bca'
+        Bootstrap interval; BCa uses the delete-one-cluster jackknife for the acceleration. ``'t'`` is the
+        small-sample option for few clusters: ``estimate ± t(G-1) × SE* × sqrt(G / (G - 1))`` with the
+        bootstrap standard error ``SE*`` and ``G`` independent units (clusters; for a contrast the smaller
+        count of the two languages), the CR1 correction of cluster-robust inference (Cameron & Miller 2015).
+        Simulated coverage of a 95% interval for Δ with 40 documents x 4 sentences (document ICC 0.5, 1000 data
+        sets, 999 resamples): percentile 0.935, BCa 0.931, ``'t'`` 0.946 (tests/qdstats/test_disparity.py).
     confidence_level : float, default 0.95
     n_resamples : int, default 9999
     rng : int, numpy.random.Generator or None
@@ -452,7 +496,7 @@ def degradation(
     value: str = "value",
     cluster: str | None = None,
     resampling: Resampling = "joint",
-    kind: BootstrapKind = "bca",
+    kind: DisparityKind = "bca",
     confidence_level: float = 0.95,
     n_resamples: int = 9999,
     rng: RngLike = None,
@@ -519,30 +563,34 @@ def degradation(
     """
     level, n_res, gen = _check_common(kind=kind, confidence_level=confidence_level, n_resamples=n_resamples,
                                       resampling=resampling, rng=rng)
-    p = _prepare(data, language=language, item=item, full=full, compressed=compressed, condition=condition,
+    pairs = _prepare(data, language=language, item=item, full=full, compressed=compressed, condition=condition,
                  value=value, cluster=cluster, nan_policy=nan_policy, resampling=resampling)
-    boot = _Boot(p, resampling=resampling, n_resamples=n_res, gen=gen)
+    boot = _Boot(pairs, resampling=resampling, n_resamples=n_res, gen=gen)
     wc = WarningCollector()
-    _table_warnings(wc, boot, p, "degradation")
-    method = f"cluster-bootstrap-{kind}"
+    _unclustered_warning(wc, data, cluster)
+    _table_warnings(wc, boot, pairs, "degradation")
+    method = "cluster-bootstrap-se-t" if kind == "t" else f"cluster-bootstrap-{kind}"
     results: dict[str, LanguageEstimate] = {}
     for j, lang in enumerate(boot.languages):
         n_units = {"items": int(boot.n_items[j]), "clusters": int(boot.n_clusters[j])}
-        if lang in p.nan_languages:
+        if lang in pairs.nan_languages:
             results[lang] = _nan_estimate("degradation", "delta", lang, None, level, method, int(boot.n_items[j]),
                                           f"{lang}: NaN values and nan_policy='propagate': Δ is NaN.")
             continue
         undefined = (f"only {int(boot.n_clusters[j])} cluster(s) with data; a cluster bootstrap needs at least 2"
                      if boot.n_clusters[j] < 2 else None)
+        few = WarningCollector()
+        _few_units(few, lang, int(boot.n_clusters[j]), with_pvalue=False)
         results[lang] = _language_estimate(
             test="degradation", name="delta", language=lang, reference=None, estimate=boot.delta[j],
             reps=boot.reps[:, j], jack=boot.jack[:, j], kind=kind, level=level, method=method,
-            n=int(boot.n_items[j]), n_units=n_units, extra_warnings=[], undefined_interval=undefined,
+            n=int(boot.n_items[j]), n_units=n_units, extra_warnings=list(few.messages), undefined_interval=undefined,
+            n_independent=int(boot.n_clusters[j]),
         )
     return DisparityResult(
         measure="degradation", reference=None, resampling=resampling, cluster=cluster, kind=kind,
         confidence_level=level, n_resamples=n_res, results=results, warnings=wc.messages,
-        details={"rng_seed": _seed_detail(rng), "full": full, "compressed": compressed, "item": item},
+        details={"rng_seed": seed_detail(rng), "full": full, "compressed": compressed, "item": item},
     )
 
 
@@ -560,23 +608,24 @@ def _pair_table(
         raise TypeError(f"`permutation` must be a bool; got {permutation!r}.")
     if not isinstance(reference, str):
         raise TypeError(f"`reference` must be a language code (str); got {reference!r}.")
-    p = _prepare(data, language=language, item=item, full=full, compressed=compressed, condition=condition,
+    pairs = _prepare(data, language=language, item=item, full=full, compressed=compressed, condition=condition,
                  value=value, cluster=cluster, nan_policy=nan_policy, resampling=resampling)
-    present = sorted(set(p.lang) | p.nan_languages)
+    present = sorted(set(pairs.lang) | pairs.nan_languages)
     if reference not in present:
         raise ValueError(f"`reference` {reference!r} is not among the languages in `data`: {present}."
                          + did_you_mean(reference, present))
-    if reference in p.nan_languages:
+    if reference in pairs.nan_languages:
         raise ValueError(f"`reference` {reference!r} has NaN values and nan_policy='propagate'; every estimate would "
                          "be NaN. Use nan_policy='omit' or clean the data.")
-    boot = _Boot(p, resampling=resampling, n_resamples=n_res, gen=gen)
+    boot = _Boot(pairs, resampling=resampling, n_resamples=n_res, gen=gen)
     r = boot.languages.index(reference)
-    method = f"cluster-bootstrap-{kind}"
+    method = "cluster-bootstrap-se-t" if kind == "t" else f"cluster-bootstrap-{kind}"
     wc = WarningCollector()
-    _table_warnings(wc, boot, p, "disparity" if op == "ratio" else "differences in differences")
+    _unclustered_warning(wc, data, cluster)
+    _table_warnings(wc, boot, pairs, "disparity" if op == "ratio" else "differences in differences")
 
     if op == "ratio":  # refuse when the reference's Δ is not clearly away from 0
-        ref_low, ref_high, _ = _ci_from_distribution(
+        ref_low, ref_high, _ = ci_from_distribution(
             boot.delta[r:r + 1], boot.reps[:, r:r + 1], kind=kind, confidence_level=level,
             jackknife=boot.jack[:, r:r + 1],
         )
@@ -601,13 +650,13 @@ def _pair_table(
     name = "did" if op == "diff" else "ratio"
     perm_joint = None
     if permutation and resampling == "joint":
-        perm_joint = _did_permutation_joint(p, boot.languages, reference, alternative=alternative or "two-sided",
+        perm_joint = _did_permutation_joint(pairs, boot.languages, reference, alternative=alternative or "two-sided",
                                             n_resamples=n_res, gen=gen)
     results: dict[str, LanguageEstimate] = {}
     for j, lang in enumerate(boot.languages):
         n_units = {"items": int(boot.n_items[j]), "clusters": int(boot.n_clusters[j]),
                    "reference_items": int(boot.n_items[r])}
-        if lang in p.nan_languages:
+        if lang in pairs.nan_languages:
             results[lang] = _nan_estimate(measure, name, lang, reference, level, method, int(boot.n_items[j]),
                                           f"{lang}: NaN values and nan_policy='propagate': estimate is NaN.")
             continue
@@ -632,7 +681,7 @@ def _pair_table(
                 pval, stat, note, perm_details = perm_joint[lang]
             else:
                 pval, stat, note, perm_details = _did_permutation_independent(
-                    p, lang, reference, cluster=cluster, alternative=alternative or "two-sided",
+                    pairs, lang, reference, cluster=cluster, alternative=alternative or "two-sided",
                     n_resamples=n_res, gen=gen,
                 )
             details.update(perm_details)
@@ -642,36 +691,40 @@ def _pair_table(
         n_c = min(int(boot.n_clusters[j]), int(boot.n_clusters[r]))
         undefined = (f"only {n_c} cluster(s) with data in {lang} or {reference}; a cluster bootstrap needs at least 2"
                      if n_c < 2 else None)
+        few = WarningCollector()
+        _few_units(few, lang, n_c, with_pvalue=permutation)
+        extra.extend(few.messages)
         results[lang] = _language_estimate(
             test=measure, name=name, language=lang, reference=reference, estimate=est, reps=reps,
             jack=jack, jack_groups=jack_groups, kind=kind, level=level, method=method, n=int(boot.n_items[j]),
             n_units=n_units, extra_warnings=extra, pvalue=pval, statistic=stat,
             alternative=alternative if permutation else None, details=details, undefined_interval=undefined,
+            n_independent=n_c,
         )
     return DisparityResult(
         measure=measure, reference=reference, resampling=resampling, cluster=cluster, kind=kind,
         confidence_level=level, n_resamples=n_res, results=results, warnings=wc.messages,
-        details={"rng_seed": _seed_detail(rng), "full": full, "compressed": compressed, "item": item,
+        details={"rng_seed": seed_detail(rng), "full": full, "compressed": compressed, "item": item,
                  "reference_delta": float(boot.delta[r])},
     )
 
 
 def _did_permutation_joint(
-    p: _Paired, languages: list[str], reference: str, *, alternative: str, n_resamples: int,
+    pairs: _Paired, languages: list[str], reference: str, *, alternative: str, n_resamples: int,
     gen: np.random.Generator,
 ) -> dict[str, tuple[float | None, float | None, str | None, dict[str, Any]]]:
     """Sign-flip p-values for Δ_l - Δ_ref, all languages at once (parallel items).
 
     Per item the difference of paired differences ``dd_i`` is summed per cluster (items present in both
     languages only); cluster signs are flipped with one shared set of sign vectors
-    (:func:`qdstats.resampling._sign_flip_pvalues`, equal to scipy's ``permutation_test`` when exact).
+    (:func:`qdstats.resampling.sign_flip_pvalues`, equal to scipy's ``permutation_test`` when exact).
     """
-    items, i_codes = _unique_codes(p.item)
-    l_codes = np.searchsorted(languages, p.lang)
+    items, i_codes = _unique_codes(pairs.item)
+    l_codes = np.searchsorted(languages, pairs.lang)
     dmat = np.full((len(items), len(languages)), np.nan)
-    dmat[i_codes, l_codes] = p.diff
+    dmat[i_codes, l_codes] = pairs.diff
     item_cluster = np.empty(len(items), dtype=object)
-    item_cluster[i_codes] = p.cluster
+    item_cluster[i_codes] = pairs.cluster
     _, c_codes = _unique_codes(item_cluster)
     r = languages.index(reference)
     common = ~np.isnan(dmat) & ~np.isnan(dmat[:, [r]])
@@ -684,7 +737,7 @@ def _did_permutation_joint(
     totals = totals[used]
     n_common = common.sum(axis=0).astype(float)
     n_lang = (~np.isnan(dmat)).sum(axis=0)
-    pvals, obs, exact, n_eval = _sign_flip_pvalues(
+    pvals, obs, exact, n_eval = sign_flip_pvalues(
         totals, np.where(n_common > 0, n_common, np.nan), alternative=alternative, n_resamples=n_resamples, rng=gen
     )
     out: dict[str, tuple[float | None, float | None, str | None, dict[str, Any]]] = {}
@@ -714,21 +767,21 @@ def _unique_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _did_permutation_independent(
-    p: _Paired, lang: str, reference: str, *, cluster: str | None, alternative: str, n_resamples: int,
+    pairs: _Paired, lang: str, reference: str, *, cluster: str | None, alternative: str, n_resamples: int,
     gen: np.random.Generator,
 ) -> tuple[float | None, float | None, str | None, dict[str, Any]]:
     """Label-shuffle p-value for Δ_l - Δ_ref on non-parallel data (scipy ``permutation_test``)."""
     if cluster is not None:
         return None, None, ("no permutation p-value for independent resampling with clusters "
                             "(item-level label shuffling would ignore the clustering)."), {}
-    a, b = p.diff[p.lang == lang], p.diff[p.lang == reference]
+    a, b = pairs.diff[pairs.lang == lang], pairs.diff[pairs.lang == reference]
 
     def mdiff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
     res = st.permutation_test((a, b), mdiff, permutation_type="independent", vectorized=True,
                               n_resamples=n_resamples, alternative=alternative, rng=gen)
-    exact = _n_splits(len(a), len(b)) <= n_resamples
+    exact = n_splits(len(a), len(b)) <= n_resamples
     return (float(min(1.0, res.pvalue)), float(res.statistic), None,
             {"permutation": "label shuffle of item-level differences between the two languages",
              "permutation_exact": bool(exact)})
@@ -746,7 +799,7 @@ def disparity_ratio(
     value: str = "value",
     cluster: str | None = None,
     resampling: Resampling = "joint",
-    kind: BootstrapKind = "bca",
+    kind: DisparityKind = "bca",
     confidence_level: float = 0.95,
     n_resamples: int = 9999,
     rng: RngLike = None,
@@ -825,7 +878,7 @@ def diff_in_diff(
     value: str = "value",
     cluster: str | None = None,
     resampling: Resampling = "joint",
-    kind: BootstrapKind = "bca",
+    kind: DisparityKind = "bca",
     confidence_level: float = 0.95,
     alternative: Alternative = "two-sided",
     permutation: bool = True,

@@ -13,19 +13,37 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from statsmodels.stats.multitest import multipletests
 
-from qdstats._typing import ADJUST_METHODS, AdjustMethod
-from qdstats._validation import (
+from qdstats.options import ADJUST_METHODS, AdjustMethod
+from qdstats.validation import (
     DegenerateDataWarning,
     WarningCollector,
     check_confidence_level,
     check_option,
 )
 
-__all__ = ["AdjustedPValues", "adjust_pvalues"]
+__all__ = ["METHOD_ALIASES", "AdjustedPValues", "adjust_pvalues", "canonical_method"]
 
-#: qdstats method name -> statsmodels ``multipletests`` method name (and the R ``p.adjust`` name).
+#: qdstats method name -> statsmodels ``multipletests`` method name.
 _STATSMODELS_METHOD = {"holm": "holm", "fdr_bh": "fdr_bh", "bonferroni": "bonferroni"}
-_R_METHOD = {"holm": "holm", "fdr_bh": "BH", "bonferroni": "bonferroni"}
+#: Other names of the same procedures: R ``p.adjust`` (``"BH"``, ``"fdr"``) and statsmodels ``multipletests``
+#: (``"h"``/``"b"``/``"fdr_i"`` short forms are not accepted: too easy to confuse). Case-insensitive.
+METHOD_ALIASES: dict[str, str] = {
+    "holm": "holm", "bonferroni": "bonferroni", "fdr_bh": "fdr_bh",
+    "bh": "fdr_bh", "fdr": "fdr_bh", "benjamini-hochberg": "fdr_bh", "benjamini_hochberg": "fdr_bh",
+}
+
+
+def canonical_method(method: Any) -> str:
+    """The canonical name (``'holm'``, ``'fdr_bh'``, ``'bonferroni'``) of a correction method or its R/statsmodels alias.
+
+    Examples
+    --------
+    >>> canonical_method("BH"), canonical_method("fdr_bh"), canonical_method("Holm")
+    ('fdr_bh', 'fdr_bh', 'holm')
+    """
+    if isinstance(method, str) and method.lower() in METHOD_ALIASES:
+        return METHOD_ALIASES[method.lower()]
+    return check_option(method, "method", (*ADJUST_METHODS, "BH", "fdr"))
 
 
 class AdjustedPValues(BaseModel):
@@ -81,6 +99,8 @@ def adjust_pvalues(
     pvalues : array_like or pandas.Series
         1-D p-values in [0, 1]; NaN is allowed (see Notes). A Series' index becomes ``labels``.
     method : {'holm', 'fdr_bh', 'bonferroni'}
+        Also accepted, case-insensitively: R ``p.adjust``'s names ``'BH'`` and ``'fdr'`` (= ``'fdr_bh'``); the
+        result's ``method`` is always the canonical name.
         ``'holm'`` (default): Holm (1979) step-down, controls the family-wise error rate.
         ``'fdr_bh'``: Benjamini & Hochberg (1995) step-up, controls the false discovery rate
         (independent or positively dependent tests). ``'bonferroni'``: ``min(1, m * p)``.
@@ -137,7 +157,7 @@ def adjust_pvalues(
     >>> res.reject
     (True, False, False)
     """
-    check_option(method, "method", ADJUST_METHODS)
+    method = canonical_method(method)
     a = check_confidence_level(alpha, "alpha")
     labels: tuple[str, ...] | None = None
     if isinstance(pvalues, pd.Series):

@@ -8,7 +8,7 @@
   :func:`permutation_test_two_groups` (label shuffles) wrap :func:`scipy.stats.permutation_test`,
   which enumerates every permutation exactly when that is cheaper than ``n_resamples``.
 
-The low-level helpers ``_iter_cluster_weights`` and ``_ci_from_distribution`` are shared with
+The low-level helpers ``iter_cluster_weights`` and ``ci_from_distribution`` are shared with
 :mod:`qdstats.disparity`.
 """
 
@@ -26,8 +26,8 @@ import scipy.stats as st
 from pydantic import Field
 from scipy.special import ndtr, ndtri
 
-from qdstats._typing import ALTERNATIVES, BOOTSTRAP_KINDS, Alternative, BootstrapKind, NanPolicy
-from qdstats._validation import (
+from qdstats.options import ALTERNATIVES, BOOTSTRAP_KINDS, Alternative, BootstrapKind, NanPolicy
+from qdstats.validation import (
     DegenerateDataWarning,
     SmallSampleWarning,
     WarningCollector,
@@ -47,6 +47,15 @@ __all__ = [
     "cluster_bootstrap_ci",
     "paired_permutation_test",
     "permutation_test_two_groups",
+    # building blocks shared with qdstats.disparity and qdmodels' probes
+    "RngLike",
+    "as_generator",
+    "ci_from_distribution",
+    "iter_cluster_weights",
+    "n_splits",
+    "readonly",
+    "seed_detail",
+    "sign_flip_pvalues",
 ]
 
 RngLike = int | np.random.Generator | None
@@ -89,7 +98,7 @@ class Bootstrap:
         check_int(self.n_resamples, "n_resamples", minimum=1)
         check_option(self.kind, "kind", BOOTSTRAP_KINDS)
         check_confidence_level(self.confidence_level)
-        _as_generator(self.rng)  # validates the type only
+        as_generator(self.rng)  # validates the type only
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`bootstrap_ci` / :func:`cluster_bootstrap_ci`."""
@@ -128,7 +137,8 @@ class PermutationResult(StatResult):
 
 
 # ----------------------------------------------------------------------------- helpers
-def _as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
+def as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
+    """A ``numpy.random.Generator`` from ``rng`` (``None``: fresh OS entropy; an int seed; a Generator as is)."""
     if rng is None:
         return np.random.default_rng()
     if isinstance(rng, np.random.Generator):
@@ -142,11 +152,13 @@ def _as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
     )
 
 
-def _seed_detail(rng: Any) -> int | None:
+def seed_detail(rng: Any) -> int | None:
+    """The int seed to record in ``details['rng_seed']`` (``None`` when ``rng`` is not an int)."""
     return int(rng) if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) else None
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
+def readonly(a: np.ndarray) -> np.ndarray:
+    """A float64 view of ``a`` that cannot be written (user statistics cannot modify the data)."""
     a = np.asarray(a, dtype=np.float64)
     a.flags.writeable = False
     return a
@@ -157,7 +169,7 @@ def _alphas(confidence_level: float) -> tuple[float, float]:
     return alpha, 1.0 - alpha
 
 
-def _iter_cluster_weights(
+def iter_cluster_weights(
     strata_members: Sequence[np.ndarray],
     n_clusters: int,
     n_resamples: int,
@@ -212,7 +224,7 @@ def _jackknife_acceleration(jack: np.ndarray, groups: np.ndarray | None = None) 
         return num / (6.0 * den**1.5)
 
 
-def _ci_from_distribution(
+def ci_from_distribution(
     theta_hat: np.ndarray,
     dist: np.ndarray,
     *,
@@ -330,15 +342,93 @@ def _accepts_axis(fn: Callable[..., Any]) -> bool:
         return False
 
 
-def _record_scipy_warnings(caught: list[warnings.WarningMessage], wc: WarningCollector, source: str) -> None:
+def _record_scipy_warnings(
+    caught: list[warnings.WarningMessage], wc: WarningCollector, source: str, *, stacklevel: int
+) -> None:
+    """Re-issue scipy's recorded warnings through ``wc`` (scipy's degeneracy warning as ours)."""
     for w in caught:
         if issubclass(w.category, RuntimeWarning):
             continue  # numpy 'invalid value' noise accompanying the degeneracy warning below
         category = DegenerateDataWarning if issubclass(w.category, st.DegenerateDataWarning) else w.category
-        wc.warn(f"{source}: {w.message}", category, stacklevel=4)
+        wc.warn(f"{source}: {w.message}", category, stacklevel=stacklevel)
 
 
 # ----------------------------------------------------------------------------- bootstrap_ci
+def _bootstrap_ci_iv(
+    data: tuple[Any, ...], statistic: Any, kind: Any, paired: Any, confidence_level: Any, alternative: Any,
+    n_resamples: Any, rng: Any, nan_policy: Any,
+) -> tuple[float, int, np.random.Generator, str, Callable[..., Any], list[np.ndarray], int, bool]:
+    """Validate :func:`bootstrap_ci`'s arguments; returns the cleaned options and samples after NaN handling."""
+    check_option(kind, "kind", BOOTSTRAP_KINDS)
+    check_option(alternative, "alternative", ALTERNATIVES)
+    confidence_level = check_confidence_level(confidence_level)
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
+    if not isinstance(paired, (bool, np.bool_)):
+        raise TypeError(f"`paired` must be a bool; got {paired!r}.")
+    if len(data) == 0:
+        raise ValueError("`data` must contain at least one sample; got none.")
+    gen = as_generator(rng)
+    name, fn = _resolve_statistic(statistic, len(data))
+    samples = [as_1d_float(d, f"data[{i}]") for i, d in enumerate(data)]
+    if paired:
+        lengths = {len(s) for s in samples}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"`data` samples must have equal length when `paired` is True; got lengths {[len(s) for s in samples]}."
+            )
+        arrays, n_dropped, has_nan = handle_nan({f"data[{i}]": s for i, s in enumerate(samples)}, nan_policy)
+        samples = list(arrays.values())
+    else:
+        has_nan = False
+        n_dropped = 0
+        out = []
+        for i, s in enumerate(samples):
+            arrays, dropped, hn = handle_nan({f"data[{i}]": s}, nan_policy)
+            out.append(arrays[f"data[{i}]"])
+            has_nan |= hn
+            n_dropped += dropped
+        samples = out
+    if not has_nan:  # a propagated NaN returns a NaN result before this check
+        for i, m in enumerate(len(s) for s in samples):
+            if m < 2:
+                raise ValueError(f"`data[{i}]` must contain at least 2 observations (after NaN handling); got {m}.")
+    return confidence_level, n_resamples, gen, name, fn, samples, n_dropped, has_nan
+
+
+def _bootstrap_ci_compute(
+    samples: list[np.ndarray], fn: Callable[..., Any], *, kind: str, paired: bool, confidence_level: float,
+    alternative: str, n_resamples: int, gen: np.random.Generator, wc: WarningCollector,
+) -> tuple[float, float, float, float, np.ndarray]:
+    """``(estimate, low, high, standard_error, replicates)`` through :func:`scipy.stats.bootstrap`."""
+    theta = np.asarray(fn(*samples))
+    if theta.ndim != 0 or not np.issubdtype(theta.dtype, np.number):
+        raise ValueError(
+            f"`statistic` must return a scalar number (BCa and the interval are defined per scalar); "
+            f"got an array of shape {theta.shape}."
+        )
+    theta_hat = float(theta)
+    # stacklevel 4 here and 5 for _record_scipy_warnings: -> the caller of bootstrap_ci
+    if all(np.ptp(s) == 0 for s in samples):
+        wc.warn("all observations are equal within each sample: the bootstrap distribution has zero spread.",
+                DegenerateDataWarning, stacklevel=4)
+
+    scipy_method = {"bca": "BCa", "percentile": "percentile", "basic": "basic"}[kind]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = st.bootstrap(
+            tuple(samples), fn, n_resamples=n_resamples, vectorized=_accepts_axis(fn), paired=bool(paired),
+            batch=max(1, _MAX_WEIGHT_ENTRIES // max(len(s) for s in samples)),
+            confidence_level=confidence_level, alternative=alternative, method=scipy_method, rng=gen,
+        )
+    _record_scipy_warnings(caught, wc, "scipy.stats.bootstrap", stacklevel=5)
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if kind == "bca" and (math.isnan(low) or math.isnan(high)) and alternative == "two-sided":
+        wc.warn("BCa interval undefined for these data (degenerate bootstrap or jackknife distribution); "
+                "interval is NaN. No fallback was applied.", DegenerateDataWarning, stacklevel=4)
+    dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
+    return theta_hat, low, high, float(res.standard_error), dist
+
+
 def bootstrap_ci(
     *data: Any,
     statistic: str | Callable[..., Any] = "mean",
@@ -419,37 +509,10 @@ def bootstrap_ci(
     >>> bool(res.ci.low < res.estimate < res.ci.high)
     True
     """
-    check_option(kind, "kind", BOOTSTRAP_KINDS)
-    check_option(alternative, "alternative", ALTERNATIVES)
-    confidence_level = check_confidence_level(confidence_level)
-    n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
-    if not isinstance(paired, (bool, np.bool_)):
-        raise TypeError(f"`paired` must be a bool; got {paired!r}.")
-    if len(data) == 0:
-        raise ValueError("`data` must contain at least one sample; got none.")
-    gen = _as_generator(rng)
-    name, fn = _resolve_statistic(statistic, len(data))
-    samples = [as_1d_float(d, f"data[{i}]") for i, d in enumerate(data)]
+    confidence_level, n_resamples, gen, name, fn, samples, n_dropped, has_nan = _bootstrap_ci_iv(
+        data, statistic, kind, paired, confidence_level, alternative, n_resamples, rng, nan_policy
+    )
     wc = WarningCollector()
-
-    if paired:
-        lengths = {len(s) for s in samples}
-        if len(lengths) > 1:
-            raise ValueError(
-                f"`data` samples must have equal length when `paired` is True; got lengths {[len(s) for s in samples]}."
-            )
-        arrays, n_dropped, has_nan = handle_nan({f"data[{i}]": s for i, s in enumerate(samples)}, nan_policy)
-        samples = list(arrays.values())
-    else:
-        has_nan = False
-        n_dropped = 0
-        out = []
-        for i, s in enumerate(samples):
-            arrays, dropped, hn = handle_nan({f"data[{i}]": s}, nan_policy)
-            out.append(arrays[f"data[{i}]"])
-            has_nan |= hn
-            n_dropped += dropped
-        samples = out
     if n_dropped:
         wc.extend([f"{n_dropped} observation(s) with NaN omitted."])
     sizes = [len(s) for s in samples]
@@ -463,35 +526,10 @@ def bootstrap_ci(
             n=n_total, standard_error=math.nan, n_resamples=n_resamples, kind=kind,
             alternative=alternative, warnings=wc.messages,
         )
-    for i, m in enumerate(sizes):
-        if m < 2:
-            raise ValueError(f"`data[{i}]` must contain at least 2 observations (after NaN handling); got {m}.")
-
-    theta = np.asarray(fn(*samples))
-    if theta.ndim != 0 or not np.issubdtype(theta.dtype, np.number):
-        raise ValueError(
-            f"`statistic` must return a scalar number (BCa and the interval are defined per scalar); "
-            f"got an array of shape {theta.shape}."
-        )
-    theta_hat = float(theta)
-    if all(np.ptp(s) == 0 for s in samples):
-        wc.warn("all observations are equal within each sample: the bootstrap distribution has zero spread.",
-                DegenerateDataWarning)
-
-    scipy_method = {"bca": "BCa", "percentile": "percentile", "basic": "basic"}[kind]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = st.bootstrap(
-            tuple(samples), fn, n_resamples=n_resamples, vectorized=_accepts_axis(fn), paired=bool(paired),
-            batch=max(1, _MAX_WEIGHT_ENTRIES // max(sizes)),
-            confidence_level=confidence_level, alternative=alternative, method=scipy_method, rng=gen,
-        )
-    _record_scipy_warnings(caught, wc, "scipy.stats.bootstrap")
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if kind == "bca" and (math.isnan(low) or math.isnan(high)) and alternative == "two-sided":
-        wc.warn("BCa interval undefined for these data (degenerate bootstrap or jackknife distribution); "
-                "interval is NaN. No fallback was applied.", DegenerateDataWarning)
-    dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
+    theta_hat, low, high, se, dist = _bootstrap_ci_compute(
+        samples, fn, kind=kind, paired=paired, confidence_level=confidence_level, alternative=alternative,
+        n_resamples=n_resamples, gen=gen, wc=wc,
+    )
     return BootstrapResult(
         test=f"bootstrap-{name}",
         estimate_name=name,
@@ -500,13 +538,13 @@ def bootstrap_ci(
         alternative=alternative,
         n=n_total,
         n_units={"observations": n_total},
-        standard_error=float(res.standard_error),
+        standard_error=se,
         n_resamples=n_resamples,
         kind=kind,
         warnings=wc.messages,
-        details={"sample_sizes": sizes, "paired": bool(paired), "rng_seed": _seed_detail(rng),
+        details={"sample_sizes": sizes, "paired": bool(paired), "rng_seed": seed_detail(rng),
                  "backend": "scipy.stats.bootstrap"},
-        distribution=_readonly(dist),
+        distribution=readonly(dist),
     )
 
 
@@ -524,6 +562,136 @@ def _codes(labels: Any, name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     if arr.dtype.kind == "f" and np.isnan(arr.astype(float)).any():
         raise ValueError(f"`{name}` contains NaN labels; every observation needs a {name} label.")
     return uniq, codes.reshape(-1)
+
+
+def _cluster_bootstrap_iv(
+    values: Any, clusters: Any, statistic: Any, kind: Any, confidence_level: Any, n_resamples: Any, rng: Any,
+    strata: Any, nan_policy: Any,
+) -> tuple[float, int, np.random.Generator, str, np.ndarray, np.ndarray, np.ndarray | None, int, bool]:
+    """Validate :func:`cluster_bootstrap_ci`'s arguments; returns options and the data with NaN rows dropped."""
+    check_option(kind, "kind", BOOTSTRAP_KINDS)
+    confidence_level = check_confidence_level(confidence_level)
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
+    gen = as_generator(rng)
+    if isinstance(statistic, str):
+        check_option(statistic, "statistic", ("mean",))
+    elif not callable(statistic):
+        raise TypeError(f"`statistic` must be 'mean' or a callable (values, cluster_ids) -> float; got {statistic!r}.")
+    v = as_1d_float(values, "values")
+    cl = np.asarray(clusters)
+    if len(cl) != len(v):
+        raise ValueError(f"`clusters` must have the same length as `values` ({len(v)}); got {len(cl)}.")
+    sa = None if strata is None else np.asarray(strata)
+    if sa is not None and len(sa) != len(v):
+        raise ValueError(f"`strata` must have the same length as `values` ({len(v)}); got {len(sa)}.")
+    _, n_dropped, has_nan = handle_nan({"values": v}, nan_policy)
+    stat_name = statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic")
+    if n_dropped:
+        keep = ~np.isnan(v)
+        v, cl = v[keep], cl[keep]
+        sa = None if sa is None else sa[keep]
+    return confidence_level, n_resamples, gen, str(stat_name), v, cl, sa, n_dropped, has_nan
+
+
+def _cluster_layout(cl: np.ndarray, sa: np.ndarray | None, n: int) -> tuple[np.ndarray, int, list[np.ndarray], int]:
+    """Cluster codes and the cluster indices of each stratum: ``(codes, n_clusters, members, n_strata)``."""
+    uniq, codes = _codes(cl, "clusters", n)
+    n_clusters = len(uniq)
+    if sa is None:
+        members = [np.arange(n_clusters)]
+        n_strata = 1
+    else:
+        s_uniq, s_codes = _codes(sa, "strata", n)
+        per_cluster = np.full(n_clusters, -1)
+        for c, s in zip(codes, s_codes):
+            if per_cluster[c] not in (-1, s):
+                raise ValueError(
+                    f"`strata` must be constant within each cluster; cluster {uniq[c]!r} appears in strata "
+                    f"{s_uniq[per_cluster[c]]!r} and {s_uniq[s]!r}."
+                )
+            per_cluster[c] = s
+        members = [np.flatnonzero(per_cluster == s) for s in range(len(s_uniq))]
+        n_strata = len(s_uniq)
+    for idx, mem in enumerate(members):
+        if len(mem) < 2:
+            where = "" if sa is None else f" in stratum {idx}"
+            raise ValueError(f"`clusters` must have at least 2 distinct clusters{where} to resample; got {len(mem)}.")
+    return codes, n_clusters, members, n_strata
+
+
+def _cluster_mean_replicates(
+    v: np.ndarray, codes: np.ndarray, n_clusters: int, members: list[np.ndarray], *, n_resamples: int, kind: str,
+    gen: np.random.Generator,
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Closed-form ratio mean: ``(estimate, replicates, jackknife or None)`` from cluster sums and sizes."""
+    sums = np.bincount(codes, weights=v, minlength=n_clusters)
+    sizes = np.bincount(codes, minlength=n_clusters).astype(np.float64)
+    theta_hat = float(sums.sum() / sizes.sum())
+    reps = np.concatenate([
+        (w @ sums) / (w @ sizes) for w in iter_cluster_weights(members, n_clusters, n_resamples, gen)
+    ])
+    jack = (sums.sum() - sums) / (sizes.sum() - sizes) if kind == "bca" else None
+    return theta_hat, reps, jack
+
+
+def _cluster_callable_replicates(
+    statistic: Callable[[np.ndarray, np.ndarray], float], v: np.ndarray, codes: np.ndarray, n_clusters: int,
+    members: list[np.ndarray], *, n_resamples: int, kind: str, gen: np.random.Generator,
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """A user statistic on each resample (Python loop): ``(estimate, replicates, jackknife or None)``."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n_clusters + 1))
+    pieces = [v[order[bounds[c]:bounds[c + 1]]] for c in range(n_clusters)]
+
+    def _eval(vals: np.ndarray, ids: np.ndarray) -> float:
+        out = np.asarray(statistic(vals, ids))
+        if out.ndim != 0:
+            raise ValueError(f"`statistic` must return a scalar; got an array of shape {out.shape}.")
+        return float(out)
+
+    theta_hat = _eval(v, codes)
+    reps = np.empty(n_resamples)
+    b = 0
+    for w in iter_cluster_weights(members, n_clusters, n_resamples, gen):
+        for row in w:
+            drawn = np.repeat(np.arange(n_clusters), row.astype(np.int64))
+            vals = np.concatenate([pieces[c] for c in drawn])
+            ids = np.repeat(np.arange(len(drawn)), [len(pieces[c]) for c in drawn])
+            reps[b] = _eval(vals, ids)
+            b += 1
+    if kind == "bca":
+        jack = np.empty(n_clusters)
+        for c in range(n_clusters):
+            keep = codes != c
+            jack[c] = _eval(v[keep], codes[keep])
+    else:
+        jack = None
+    return theta_hat, reps, jack
+
+
+def _cluster_interval(
+    theta_hat: float, reps: np.ndarray, jack: np.ndarray | None, *, kind: str, confidence_level: float,
+    wc: WarningCollector,
+) -> tuple[float, float, float]:
+    """``(low, high, standard_error)`` from the replicates, warning about degenerate or dropped ones."""
+    low, high, problems = ci_from_distribution(
+        np.array([theta_hat]), reps[:, None], kind=kind, confidence_level=confidence_level,
+        jackknife=None if jack is None else jack[:, None],
+    )
+    # stacklevel 4: _cluster_interval <- cluster_bootstrap_ci <- its caller
+    for p in problems:
+        wc.warn(p.replace("[0] ", ""), DegenerateDataWarning, stacklevel=4)
+    n_bad = int((~np.isfinite(reps)).sum())
+    if n_bad and math.isfinite(theta_hat):
+        wc.warn(f"{n_bad} of {len(reps)} bootstrap replicate(s) are undefined (NaN/inf statistic on a resample) and "
+                "were dropped; the interval rests on the remaining replicates and may be biased.",
+                DegenerateDataWarning, stacklevel=4)
+    finite_reps = reps[np.isfinite(reps)]
+    if finite_reps.size and np.ptp(finite_reps) == 0:
+        wc.warn("bootstrap replicates have zero spread (e.g. constant data or a statistic that does not vary "
+                "across resamples); the interval is a single point.", DegenerateDataWarning, stacklevel=4)
+    se = float(np.std(reps[np.isfinite(reps)], ddof=1)) if np.isfinite(reps).sum() > 1 else math.nan
+    return float(low[0]), float(high[0]), se
 
 
 def cluster_bootstrap_ci(
@@ -617,121 +785,38 @@ def cluster_bootstrap_ci(
     >>> res.n_units["clusters"]
     20
     """
-    check_option(kind, "kind", BOOTSTRAP_KINDS)
-    confidence_level = check_confidence_level(confidence_level)
-    n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
-    gen = _as_generator(rng)
-    if isinstance(statistic, str):
-        check_option(statistic, "statistic", ("mean",))
-    elif not callable(statistic):
-        raise TypeError(f"`statistic` must be 'mean' or a callable (values, cluster_ids) -> float; got {statistic!r}.")
-    v = as_1d_float(values, "values")
-    cl = np.asarray(clusters)
-    if len(cl) != len(v):
-        raise ValueError(f"`clusters` must have the same length as `values` ({len(v)}); got {len(cl)}.")
-    sa = None if strata is None else np.asarray(strata)
-    if sa is not None and len(sa) != len(v):
-        raise ValueError(f"`strata` must have the same length as `values` ({len(v)}); got {len(sa)}.")
+    confidence_level, n_resamples, gen, stat_name, v, cl, sa, n_dropped, has_nan = _cluster_bootstrap_iv(
+        values, clusters, statistic, kind, confidence_level, n_resamples, rng, strata, nan_policy
+    )
     wc = WarningCollector()
-    arrays, n_dropped, has_nan = handle_nan({"values": v}, nan_policy)
     method = f"cluster-bootstrap-{kind}"
-    stat_name = statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic")
     if n_dropped:
-        keep = ~np.isnan(v)
-        v, cl = v[keep], cl[keep]
-        sa = None if sa is None else sa[keep]
         wc.extend([f"{n_dropped} observation(s) with NaN omitted."])
     if has_nan:
         wc.warn("`values` contain NaN and nan_policy='propagate': result is NaN.", DegenerateDataWarning)
         return BootstrapResult(
-            test="cluster-bootstrap", estimate_name=str(stat_name), estimate=math.nan,
+            test="cluster-bootstrap", estimate_name=stat_name, estimate=math.nan,
             ci=ConfidenceInterval(low=math.nan, high=math.nan, level=confidence_level, method=method),
             n=len(v), standard_error=math.nan, n_resamples=n_resamples, kind=kind, warnings=wc.messages,
         )
-    uniq, codes = _codes(cl, "clusters", len(v))
-    n_clusters = len(uniq)
-    # strata per cluster
-    if sa is None:
-        members = [np.arange(n_clusters)]
-        n_strata = 1
-    else:
-        s_uniq, s_codes = _codes(sa, "strata", len(v))
-        per_cluster = np.full(n_clusters, -1)
-        for c, s in zip(codes, s_codes):
-            if per_cluster[c] not in (-1, s):
-                raise ValueError(
-                    f"`strata` must be constant within each cluster; cluster {uniq[c]!r} appears in strata "
-                    f"{s_uniq[per_cluster[c]]!r} and {s_uniq[s]!r}."
-                )
-            per_cluster[c] = s
-        members = [np.flatnonzero(per_cluster == s) for s in range(len(s_uniq))]
-        n_strata = len(s_uniq)
-    for idx, mem in enumerate(members):
-        if len(mem) < 2:
-            where = "" if sa is None else f" in stratum {idx}"
-            raise ValueError(f"`clusters` must have at least 2 distinct clusters{where} to resample; got {len(mem)}.")
+    codes, n_clusters, members, n_strata = _cluster_layout(cl, sa, len(v))
     if n_clusters < 10:
         wc.warn(f"only {n_clusters} clusters: cluster-bootstrap intervals tend to under-cover with few clusters.",
                 SmallSampleWarning)
-
-    if isinstance(statistic, str):  # closed-form mean of resampled observations
-        sums = np.bincount(codes, weights=v, minlength=n_clusters)
-        sizes = np.bincount(codes, minlength=n_clusters).astype(np.float64)
-        theta_hat = float(sums.sum() / sizes.sum())
-        reps = np.concatenate([
-            (w @ sums) / (w @ sizes) for w in _iter_cluster_weights(members, n_clusters, n_resamples, gen)
-        ])
-        jack = (sums.sum() - sums) / (sizes.sum() - sizes) if kind == "bca" else None
+    if isinstance(statistic, str):
+        theta_hat, reps, jack = _cluster_mean_replicates(
+            v, codes, n_clusters, members, n_resamples=n_resamples, kind=kind, gen=gen
+        )
     else:
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(n_clusters + 1))
-        pieces = [v[order[bounds[c]:bounds[c + 1]]] for c in range(n_clusters)]
-
-        def _eval(vals: np.ndarray, ids: np.ndarray) -> float:
-            out = np.asarray(statistic(vals, ids))
-            if out.ndim != 0:
-                raise ValueError(f"`statistic` must return a scalar; got an array of shape {out.shape}.")
-            return float(out)
-
-        theta_hat = _eval(v, codes)
-        reps = np.empty(n_resamples)
-        b = 0
-        for w in _iter_cluster_weights(members, n_clusters, n_resamples, gen):
-            for row in w:
-                drawn = np.repeat(np.arange(n_clusters), row.astype(np.int64))
-                vals = np.concatenate([pieces[c] for c in drawn])
-                ids = np.repeat(np.arange(len(drawn)), [len(pieces[c]) for c in drawn])
-                reps[b] = _eval(vals, ids)
-                b += 1
-        if kind == "bca":
-            jack = np.empty(n_clusters)
-            for c in range(n_clusters):
-                keep = codes != c
-                jack[c] = _eval(v[keep], codes[keep])
-        else:
-            jack = None
-
-    low, high, problems = _ci_from_distribution(
-        np.array([theta_hat]), reps[:, None], kind=kind, confidence_level=confidence_level,
-        jackknife=None if jack is None else jack[:, None],
-    )
-    for p in problems:
-        wc.warn(p.replace("[0] ", ""), DegenerateDataWarning)
-    n_bad = int((~np.isfinite(reps)).sum())
-    if n_bad and math.isfinite(theta_hat):
-        wc.warn(f"{n_bad} of {len(reps)} bootstrap replicate(s) are undefined (NaN/inf statistic on a resample) and "
-                "were dropped; the interval rests on the remaining replicates and may be biased.",
-                DegenerateDataWarning)
-    finite_reps = reps[np.isfinite(reps)]
-    if finite_reps.size and np.ptp(finite_reps) == 0:
-        wc.warn("bootstrap replicates have zero spread (e.g. constant data or a statistic that does not vary "
-                "across resamples); the interval is a single point.", DegenerateDataWarning)
-    se = float(np.std(reps[np.isfinite(reps)], ddof=1)) if np.isfinite(reps).sum() > 1 else math.nan
+        theta_hat, reps, jack = _cluster_callable_replicates(
+            statistic, v, codes, n_clusters, members, n_resamples=n_resamples, kind=kind, gen=gen
+        )
+    low, high, se = _cluster_interval(theta_hat, reps, jack, kind=kind, confidence_level=confidence_level, wc=wc)
     return BootstrapResult(
         test="cluster-bootstrap",
-        estimate_name=str(stat_name),
+        estimate_name=stat_name,
         estimate=theta_hat,
-        ci=ConfidenceInterval(low=float(low[0]), high=float(high[0]), level=confidence_level, method=method),
+        ci=ConfidenceInterval(low=low, high=high, level=confidence_level, method=method),
         alternative="two-sided",
         n=len(v),
         n_units={"observations": len(v), "clusters": n_clusters, "strata": n_strata},
@@ -739,8 +824,8 @@ def cluster_bootstrap_ci(
         n_resamples=n_resamples,
         kind=kind,
         warnings=wc.messages,
-        details={"rng_seed": _seed_detail(rng), "stratified": strata is not None},
-        distribution=_readonly(reps),
+        details={"rng_seed": seed_detail(rng), "stratified": strata is not None},
+        distribution=readonly(reps),
     )
 
 
@@ -750,7 +835,7 @@ def _n_sign_flips(n: int) -> float:
     return math.inf if n > 1000 else 2.0**n
 
 
-def _n_splits(n_a: int, n_b: int) -> float:
+def n_splits(n_a: int, n_b: int) -> float:
     """``C(n_a + n_b, n_a)`` as a float, ``inf`` beyond float range."""
     try:
         return float(math.comb(n_a + n_b, n_a))
@@ -758,7 +843,7 @@ def _n_splits(n_a: int, n_b: int) -> float:
         return math.inf
 
 
-def _sign_flip_pvalues(
+def sign_flip_pvalues(
     totals: np.ndarray, denominators: np.ndarray, *, alternative: str, n_resamples: int, rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, bool, int]:
     """Sign-flip permutation p-values for ``K`` mean statistics at once.
@@ -830,10 +915,10 @@ def _permutation_result(
         n_resamples=int(null.shape[-1]),
         exact=bool(exact),
         warnings=wc.messages,
-        details={"rng_seed": _seed_detail(rng),
+        details={"rng_seed": seed_detail(rng),
                  "n_distinct_permutations": float(n_distinct) if math.isfinite(n_distinct) else None,
                  "backend": "scipy.stats.permutation_test"},
-        null_distribution=_readonly(null),
+        null_distribution=readonly(null),
     )
 
 
@@ -901,7 +986,7 @@ def paired_permutation_test(
     """
     check_option(alternative, "alternative", ALTERNATIVES)
     n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
-    gen = _as_generator(rng)
+    gen = as_generator(rng)
     xa, ya = as_1d_float(x, "x"), as_1d_float(y, "y")
     if len(xa) != len(ya):
         raise ValueError(f"`x` and `y` must have the same length (paired); got {len(xa)} and {len(ya)}.")
@@ -991,7 +1076,7 @@ def permutation_test_two_groups(
     """
     check_option(alternative, "alternative", ALTERNATIVES)
     n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
-    gen = _as_generator(rng)
+    gen = as_generator(rng)
     if isinstance(statistic, str):  # before _resolve_statistic, so the message lists the two-sample names
         check_option(statistic, "statistic", ("mean_diff", "median_diff"))
     name, fn = _resolve_statistic(statistic, 2)
@@ -1025,6 +1110,6 @@ def permutation_test_two_groups(
     )
     return _permutation_result(
         res, test="permutation-two-groups", name=name, estimate=float(est), alternative=alternative,
-        n=na + nb, n_units={"a": na, "b": nb}, n_resamples=n_resamples, n_distinct=_n_splits(na, nb),
+        n=na + nb, n_units={"a": na, "b": nb}, n_resamples=n_resamples, n_distinct=n_splits(na, nb),
         wc=wc, rng=rng,
     )

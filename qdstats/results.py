@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ConfidenceInterval", "StatResult"]
+__all__ = ["ConfidenceInterval", "StatResult", "ci_attributes"]
 
 
 class ConfidenceInterval(BaseModel):
@@ -34,6 +34,46 @@ class ConfidenceInterval(BaseModel):
         if math.isnan(self.low) or math.isnan(self.high):
             return False
         return not self.contains(value)
+
+
+def ci_attributes(
+    ci: ConfidenceInterval | None, *, level: float | None = None, n_clusters: int | None = None
+) -> dict[str, Any]:
+    """The attributes a record stores for a confidence interval (one convention for every producer).
+
+    Parameters
+    ----------
+    ci : ConfidenceInterval or None
+        The interval; ``None`` when none was computed (e.g. fewer than two clusters, or no resamples asked).
+    level : float, optional
+        The nominal level to record when ``ci`` is None (with a ``ci`` its own level is recorded).
+    n_clusters : int, optional
+        Independent units the interval resampled; recorded as ``n_clusters`` when given.
+
+    Returns
+    -------
+    dict
+        ``ci_low``, ``ci_high`` (``None``, JSON ``null``, when absent or undefined, i.e. NaN; infinite bounds of
+        one-sided intervals are kept), ``ci_level``, ``ci_method`` (``'none'`` when absent) and ``n_clusters``.
+
+    Examples
+    --------
+    >>> ci_attributes(ConfidenceInterval(low=0.1, high=float("nan"), level=0.95, method="bootstrap-bca"))
+    {'ci_low': 0.1, 'ci_high': None, 'ci_level': 0.95, 'ci_method': 'bootstrap-bca'}
+    >>> ci_attributes(None, level=0.95, n_clusters=1)
+    {'ci_low': None, 'ci_high': None, 'ci_level': 0.95, 'ci_method': 'none', 'n_clusters': 1}
+    """
+
+    def bound(x: float) -> float | None:
+        return None if math.isnan(x) else float(x)
+
+    if ci is None:
+        out: dict[str, Any] = {"ci_low": None, "ci_high": None, "ci_level": level, "ci_method": "none"}
+    else:
+        out = {"ci_low": bound(ci.low), "ci_high": bound(ci.high), "ci_level": ci.level, "ci_method": ci.method}
+    if n_clusters is not None:
+        out["n_clusters"] = int(n_clusters)
+    return out
 
 
 class StatResult(BaseModel):

@@ -16,15 +16,15 @@ import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
-from qdstats._typing import ADJUST_METHODS, ALTERNATIVES, CORR_METHODS, AdjustMethod, Alternative, CorrMethod, NanPolicy
-from qdstats._validation import (
+from qdstats.options import ADJUST_METHODS, ALTERNATIVES, CORR_METHODS, AdjustMethod, Alternative, CorrMethod, NanPolicy
+from qdstats.validation import (
     DegenerateDataWarning,
     SmallSampleWarning,
     UnknownNameError,
@@ -34,7 +34,7 @@ from qdstats._validation import (
     check_option,
     did_you_mean,
 )
-from qdstats.correlation import CorrelationResult, corr, fisher_z_ci, fisher_z_se
+from qdstats.correlation import CorrelationResult, t_pvalue, corr, fisher_z_ci, fisher_z_se
 from qdstats.multiplicity import adjust_pvalues
 from qdstats.results import ConfidenceInterval, StatResult
 
@@ -103,14 +103,6 @@ def _select(
             return frame, 0, True
         return frame[~mask].reset_index(drop=True), int(mask.sum()), False
     return frame, 0, False
-
-
-def _t_pvalue(t: float, df: float, alternative: str) -> float:
-    if alternative == "two-sided":
-        return float(2.0 * stats.t.sf(abs(t), df))
-    if alternative == "greater":
-        return float(stats.t.sf(t, df))
-    return float(stats.t.cdf(t, df))
 
 
 # ----------------------------------------------------------------------------- corr_by_group
@@ -314,7 +306,7 @@ def _within_corr(
     r = float(np.clip(sxy / math.sqrt(sxx * syy), -1.0, 1.0))
     with np.errstate(divide="ignore"):
         t = float(r * math.sqrt(df / ((1.0 - r) * (1.0 + r)))) if abs(r) < 1 else math.copysign(math.inf, r)
-    p = _t_pvalue(t, df, alternative)
+    p = t_pvalue(t, df, alternative)
     # Fisher z with the ANCOVA degrees of freedom: se = 1/sqrt(df - 1) = 1/sqrt(n_eff - 3), n_eff = df + 2
     n_eff = df + 2
     se = float(fisher_z_se(r, n_eff, method="pearson"))
@@ -411,7 +403,7 @@ def rm_corr(
     *,
     x: str,
     y: str,
-    subject: str = "language",
+    group: str = "language",
     alternative: Alternative = "two-sided",
     confidence_level: float = 0.95,
     nan_policy: NanPolicy = "raise",
@@ -421,11 +413,11 @@ def rm_corr(
     Parameters
     ----------
     data : pandas.DataFrame
-        Tidy data with several observations per subject (here: per language).
+        Tidy data with several observations per group (here: per language; pingouin calls it the subject).
     x, y : str
         Numeric columns.
-    subject : str, default 'language'
-        The repeated unit (its intercepts are removed).
+    group : str, default 'language'
+        The repeated unit (its intercepts are removed); ``subject`` in pingouin's ``rm_corr``.
     alternative : {'two-sided', 'less', 'greater'}, default 'two-sided'
     confidence_level : float, default 0.95
     nan_policy : {'raise', 'omit', 'propagate'}, default 'raise'
@@ -447,7 +439,7 @@ def rm_corr(
 
     Notes
     -----
-    rmcorr is the ANCOVA ``y ~ C(subject) + x``: ``r = sign(b) sqrt(SS_x / (SS_x + SS_error))`` with
+    rmcorr is the ANCOVA ``y ~ C(group) + x``: ``r = sign(b) sqrt(SS_x / (SS_x + SS_error))`` with
     ``df = N - k - 1``; algebraically identical to the pooled within-subject correlation, which is
     how it is computed here. The CI is Fisher z with ``n = df + 2`` (as R ``rmcorr`` and pingouin).
     Validated against: pingouin 0.7 ``rm_corr`` (r, dof, p: rtol 1e-10; CI rounded by pingouin to
@@ -462,11 +454,11 @@ def rm_corr(
     --------
     >>> import pandas as pd
     >>> df = pd.DataFrame({"language": list("aaabbb"), "x": [1., 2, 3, 10, 11, 12], "y": [5., 6, 8, 0, 1, 2]})
-    >>> res = rm_corr(df, x="x", y="y", subject="language")
+    >>> res = rm_corr(df, x="x", y="y", group="language")
     >>> res.df
     3.0
     """
-    return _within_corr(data, x=x, y=y, group=subject, group_param="subject", alternative=alternative,
+    return _within_corr(data, x=x, y=y, group=group, group_param="group", alternative=alternative,
                         confidence_level=confidence_level, nan_policy=nan_policy, test="rm_corr")
 
 
@@ -528,11 +520,228 @@ def _gls_fe_cov(
     return np.linalg.inv(info)
 
 
+def _mixed_slope_iv(
+    data: Any, y: Any, x: Any, covariates: Any, group: Any, random_slope: Any,
+    variance_components: Any, reml: Any, confidence_level: Any, alternative: Any, nan_policy: Any,
+    optimizer: Any, maxiter: Any,
+) -> tuple[float, list[str], int, tuple[str, ...], dict[str, str], pd.DataFrame, int, bool]:
+    """Validate :func:`mixed_slope`'s arguments; returns the cleaned options and the selected frame."""
+    data = _need_frame(data)
+    level = check_confidence_level(confidence_level)
+    check_option(alternative, "alternative", ALTERNATIVES)
+    methods = [optimizer] if isinstance(optimizer, str) else list(optimizer)
+    if not methods:
+        raise ValueError("`optimizer` must name at least one statsmodels optimizer; got an empty sequence.")
+    for m in methods:
+        check_option(m, "optimizer", MIXEDLM_OPTIMIZERS)
+    maxiter = check_int(maxiter, "maxiter", minimum=1)
+    if isinstance(covariates, str):
+        covariates = (covariates,)
+    covariates = tuple(covariates)
+    vcs = dict(variance_components or {})
+    if not isinstance(random_slope, (bool, np.bool_)):
+        raise TypeError(f"`random_slope` must be a bool; got {random_slope!r}.")
+    if not isinstance(reml, (bool, np.bool_)):
+        raise TypeError(f"`reml` must be a bool; got {reml!r}.")
+    cols: dict[str, str] = {"y": y, "x": x, "group": group}
+    for i, c in enumerate(covariates):
+        cols[f"covariates[{i}]"] = c
+    for name, c in vcs.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"`variance_components` keys must be identifiers; got {name!r}.")
+        cols[f"variance_components[{name!r}]"] = c
+    numeric = ["y", "x"] + [f"covariates[{i}]" for i in range(len(covariates))]
+    frame, n_dropped, has_nan = _select(data, cols, numeric, "group", nan_policy)
+    n_groups = int(frame["group"].nunique())
+    if not has_nan and n_groups < 2:  # a propagated NaN returns a NaN result before this check
+        raise ValueError(f"`group` column {group!r} must have at least 2 groups for a mixed model; got {n_groups}.")
+    return level, methods, maxiter, covariates, vcs, frame, n_dropped, has_nan
+
+
+def _mixed_design(
+    frame: pd.DataFrame, predictor: str, covariates: tuple[str, ...], vcs: dict[str, str],
+) -> tuple[list[str], np.ndarray, pd.DataFrame, dict[str, str], str]:
+    """Full-rank fixed-effect design plus the internal frame and formulas (safe column names)."""
+    n = len(frame)
+    exog_names = ["Intercept", predictor, *covariates]
+    exog = np.column_stack([np.ones(n), frame["x"].to_numpy(dtype=np.float64)]
+                           + [frame[f"covariates[{i}]"].to_numpy(dtype=np.float64) for i in range(len(covariates))])
+    if np.linalg.matrix_rank(exog) < exog.shape[1]:
+        raise ValueError(f"the fixed-effect design ({exog_names}) is rank-deficient (collinear or constant "
+                         "x/covariates).")
+    internal = pd.DataFrame({"_y": frame["y"].to_numpy(dtype=np.float64),
+                             "_x": frame["x"].to_numpy(dtype=np.float64),
+                             "_g": frame["group"].astype(str).to_numpy()})
+    for i in range(len(covariates)):
+        internal[f"_c{i}"] = frame[f"covariates[{i}]"].to_numpy(dtype=np.float64)
+    vc_formula = {}
+    for i, name in enumerate(vcs):
+        internal[f"_vc{i}"] = frame[f"variance_components[{name!r}]"].astype(str).to_numpy()
+        vc_formula[name] = f"0 + C(_vc{i})"
+    formula = "_y ~ " + " + ".join(["_x"] + [f"_c{i}" for i in range(len(covariates))])
+    return exog_names, exog, internal, vc_formula, formula
+
+
+def _fit_best_mixedlm(
+    model: Any, methods: list[str], reml: bool, maxiter: int, wc: WarningCollector,
+) -> tuple[Any, list[warnings.WarningMessage], str, dict[str, float]]:
+    """Fit with each optimizer separately and keep the best finite (restricted) log-likelihood."""
+    best: Any = None
+    best_caught: list[warnings.WarningMessage] = []
+    best_method = ""
+    tried: dict[str, float] = {}
+    for m in methods:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                cand = model.fit(reml=bool(reml), method=[m], maxiter=maxiter)
+            except (np.linalg.LinAlgError, ValueError) as exc:
+                tried[m] = math.nan
+                wc.extend([f"optimizer {m!r} failed: {exc}"])
+                continue
+        llf = float(cand.llf)
+        tried[m] = llf
+        if math.isfinite(llf) and (best is None or llf > float(best.llf) + 1e-9):
+            best, best_caught, best_method = cand, list(caught), m
+    if best is None:
+        raise ValueError(f"MixedLM failed with every optimizer {methods} (log-likelihoods {tried}); the model "
+                         "may be over-parameterised for these data.")
+    return best, best_caught, best_method, tried
+
+
+def _report_fit_warnings(caught: list[warnings.WarningMessage], method: str, wc: WarningCollector) -> bool:
+    """Re-issue statsmodels' convergence/singularity warnings; True when it reported non-convergence."""
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    conv_fail = False
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning) or "singular" in str(w.message).lower() or "boundary" in str(
+            w.message
+        ).lower():
+            text = str(w.message).strip().replace("\n", " ")
+            if "failed to converge" in text.lower() or "did not converge" in text.lower():
+                conv_fail = True
+            # stacklevel 5: _report_fit_warnings <- _mixed_slope_fit <- mixed_slope <- its caller
+            wc.warn(f"statsmodels MixedLM ({method}): {text}", DegenerateDataWarning, stacklevel=5)
+    return conv_fail
+
+
+def _mixed_variances(
+    fit: Any, vcs: dict[str, str], random_slope: bool,
+) -> tuple[float, np.ndarray, np.ndarray, dict[str, float]]:
+    """Residual scale, random-effect covariance, variance components and the named variances."""
+    scale = float(fit.scale)
+    cov_re = np.asarray(fit.cov_re, dtype=np.float64)
+    re_vars: dict[str, float] = {"group_var": float(cov_re[0, 0])}
+    if random_slope:
+        re_vars["slope_var"] = float(cov_re[1, 1])
+        re_vars["intercept_slope_cov"] = float(cov_re[0, 1])
+    vcomp = np.asarray(fit.vcomp, dtype=np.float64) if vcs else np.array([])
+    for name, v in zip(vcs, vcomp):
+        re_vars[f"{name}_var"] = float(v)
+    re_vars["residual_var"] = scale
+    return scale, cov_re, vcomp, re_vars
+
+
+def _fe_standard_errors(
+    exog: np.ndarray, internal: pd.DataFrame, n_vcs: int, random_slope: bool, cov_re: np.ndarray,
+    vcomp: np.ndarray, scale: float,
+) -> np.ndarray:
+    """lme4-style fixed-effect SEs ``sqrt(diag((X' V^-1 X)^-1))``; NaN when that matrix is singular."""
+    vc_codes = [internal[f"_vc{i}"].to_numpy() for i in range(n_vcs)]
+    z_re = exog[:, :2] if random_slope else exog[:, :1]
+    gcodes = internal["_g"].to_numpy()
+    with np.errstate(all="ignore"):
+        try:
+            fe_cov = _gls_fe_cov(exog, z_re, gcodes, vc_codes, cov_re, vcomp, scale)
+            bse = np.sqrt(np.diag(fe_cov))
+        except np.linalg.LinAlgError:
+            bse = np.full(exog.shape[1], np.nan)
+    return bse
+
+
+def _mixed_flags(
+    re_vars: dict[str, float], cov_re: np.ndarray, vcomp: np.ndarray, scale: float, random_slope: bool,
+) -> tuple[bool, bool]:
+    """``(boundary, singular)``: a relative variance or covariance eigenvalue below ``_SINGULAR_TOL**2``."""
+    tol = _SINGULAR_TOL**2
+    rel_vars = [re_vars["group_var"] / scale] + ([re_vars["slope_var"] / scale] if random_slope else [])
+    rel_vars += list(vcomp / scale)
+    boundary = bool(any(v < tol for v in rel_vars))
+    eig_min = float(np.linalg.eigvalsh(cov_re / scale).min()) if cov_re.size else 0.0
+    singular = bool(boundary or eig_min < tol)
+    return boundary, singular
+
+
+class _MixedFit(NamedTuple):
+    """What :func:`mixed_slope` reports from the chosen MixedLM fit."""
+
+    exog_names: list[str]
+    fe: np.ndarray
+    bse: np.ndarray
+    re_vars: dict[str, float]
+    converged: bool
+    boundary: bool
+    singular: bool
+    log_likelihood: float
+    optimizer_used: str
+    loglik_by_optimizer: dict[str, float]
+
+
+def _mixed_slope_fit(
+    frame: pd.DataFrame, predictor: str, covariates: tuple[str, ...], vcs: dict[str, str], random_slope: bool,
+    reml: bool, methods: list[str], maxiter: int, wc: WarningCollector,
+) -> _MixedFit:
+    """Fit MixedLM (best of ``methods``) and summarise estimates, SEs, variances and diagnostic flags."""
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    exog_names, exog, internal, vc_formula, formula = _mixed_design(frame, predictor, covariates, vcs)
+    model = MixedLM.from_formula(formula, data=internal, groups="_g", re_formula="1 + _x" if random_slope else "1",
+                                 vc_formula=vc_formula or None)
+    fit, caught, best_method, tried = _fit_best_mixedlm(model, methods, reml, maxiter, wc)
+    conv_fail = _report_fit_warnings(caught, best_method, wc)
+    scale, cov_re, vcomp, re_vars = _mixed_variances(fit, vcs, random_slope)
+    fe = np.asarray(fit.fe_params, dtype=np.float64)
+    bse = _fe_standard_errors(exog, internal, len(vcs), random_slope, cov_re, vcomp, scale)
+    boundary, singular = _mixed_flags(re_vars, cov_re, vcomp, scale, random_slope)
+    converged = bool(getattr(fit, "converged", True)) and not conv_fail
+    # stacklevel 4: _mixed_slope_fit <- mixed_slope <- its caller
+    if not converged:
+        wc.warn("MixedLM did not converge: estimates are unreliable.", DegenerateDataWarning, stacklevel=4)
+    if boundary:
+        wc.warn("boundary fit: a random-effect variance is ~0 (sd < 1e-3 x residual sd).", DegenerateDataWarning,
+                stacklevel=4)
+    elif singular:
+        wc.warn("singular fit: the random-effects covariance is singular (correlation ~ +/-1).", DegenerateDataWarning,
+                stacklevel=4)
+    return _MixedFit(exog_names, fe, bse, re_vars, converged, boundary, singular, float(fit.llf), best_method, tried)
+
+
+def _wald_slope(slope: float, se: float, level: float, alternative: str) -> tuple[float, float, float, float]:
+    """Wald ``(z, p, ci_low, ci_high)`` of the slope with normal quantiles (one-sided bounds infinite)."""
+    zstat = slope / se if se > 0 else math.nan
+    if alternative == "two-sided":
+        zq = float(stats.norm.ppf(0.5 + level / 2.0))
+        ci_low, ci_high = slope - zq * se, slope + zq * se
+        p = float(2.0 * stats.norm.sf(abs(zstat))) if math.isfinite(zstat) else math.nan
+    else:
+        zq = float(stats.norm.ppf(level))
+        if alternative == "greater":
+            ci_low, ci_high = slope - zq * se, math.inf
+            p = float(stats.norm.sf(zstat)) if math.isfinite(zstat) else math.nan
+        else:
+            ci_low, ci_high = -math.inf, slope + zq * se
+            p = float(stats.norm.cdf(zstat)) if math.isfinite(zstat) else math.nan
+        if not math.isfinite(se):
+            ci_low = ci_high = math.nan
+    return zstat, p, ci_low, ci_high
+
+
 def mixed_slope(
     data: pd.DataFrame,
     *,
-    outcome: str,
-    predictor: str,
+    y: str,
+    x: str,
     covariates: Sequence[str] = (),
     group: str = "language",
     random_slope: bool = False,
@@ -544,23 +753,23 @@ def mixed_slope(
     optimizer: str | Sequence[str] = ("bfgs", "powell"),
     maxiter: int = 2000,
 ) -> MixedModelResult:
-    """Fixed-effect slope of ``predictor`` on ``outcome`` with random intercepts per group.
+    """Fixed-effect slope of ``x`` on ``y`` with random intercepts per group.
 
-    Fits ``outcome ~ predictor + covariates + (1 | group)`` (``(1 + predictor | group)`` with
+    Fits ``y ~ x + covariates + (1 | group)`` (``(1 + x | group)`` with
     ``random_slope=True``) with statsmodels :class:`~statsmodels.regression.mixed_linear_model.MixedLM`.
 
     Parameters
     ----------
     data : pandas.DataFrame
         Tidy data, one row per observation (e.g. sentence x language).
-    outcome, predictor : str
+    y, x : str
         Numeric columns.
     covariates : sequence of str, default ()
         Further numeric fixed-effect columns.
     group : str, default 'language'
         Grouping column of the random effects.
     random_slope : bool, default False
-        Add a random slope of ``predictor`` (correlated with the intercept).
+        Add a random slope of ``x`` (correlated with the intercept).
     variance_components : mapping of str to str, optional
         Extra random intercepts nested within ``group``: ``{'sentence': 'item_id'}`` adds
         ``(1 | group:item_id)`` as a variance component named ``'sentence'``.
@@ -593,7 +802,7 @@ def mixed_slope(
     ValueError
         Bad option, NaN with ``nan_policy='raise'``, duplicate column roles, fewer than 2 groups.
     TypeError
-        Non-numeric outcome / predictor / covariate.
+        Non-numeric ``y`` / ``x`` / covariate.
 
     Warns
     -----
@@ -633,39 +842,14 @@ def mixed_slope(
     >>> g = np.repeat(np.arange(8), 20)
     >>> x = rng.normal(size=160)
     >>> df = pd.DataFrame({"language": g, "x": x, "y": 0.5 * x + rng.normal(size=8)[g] + rng.normal(size=160)})
-    >>> res = mixed_slope(df, outcome="y", predictor="x")
+    >>> res = mixed_slope(df, y="y", x="x")
     >>> res.n_groups, res.converged
     (8, True)
     """
-    from statsmodels.regression.mixed_linear_model import MixedLM
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
-
-    data = _need_frame(data)
-    level = check_confidence_level(confidence_level)
-    check_option(alternative, "alternative", ALTERNATIVES)
-    methods = [optimizer] if isinstance(optimizer, str) else list(optimizer)
-    if not methods:
-        raise ValueError("`optimizer` must name at least one statsmodels optimizer; got an empty sequence.")
-    for m in methods:
-        check_option(m, "optimizer", MIXEDLM_OPTIMIZERS)
-    maxiter = check_int(maxiter, "maxiter", minimum=1)
-    if isinstance(covariates, str):
-        covariates = (covariates,)
-    covariates = tuple(covariates)
-    vcs = dict(variance_components or {})
-    if not isinstance(random_slope, (bool, np.bool_)):
-        raise TypeError(f"`random_slope` must be a bool; got {random_slope!r}.")
-    if not isinstance(reml, (bool, np.bool_)):
-        raise TypeError(f"`reml` must be a bool; got {reml!r}.")
-    cols: dict[str, str] = {"outcome": outcome, "predictor": predictor, "group": group}
-    for i, c in enumerate(covariates):
-        cols[f"covariates[{i}]"] = c
-    for name, c in vcs.items():
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ValueError(f"`variance_components` keys must be identifiers; got {name!r}.")
-        cols[f"variance_components[{name!r}]"] = c
-    numeric = ["outcome", "predictor"] + [f"covariates[{i}]" for i in range(len(covariates))]
-    frame, n_dropped, has_nan = _select(data, cols, numeric, "group", nan_policy)
+    level, methods, maxiter, covariates, vcs, frame, n_dropped, has_nan = _mixed_slope_iv(
+        data, y, x, covariates, group, random_slope, variance_components, reml, confidence_level,
+        alternative, nan_policy, optimizer, maxiter,
+    )
     wc = WarningCollector()
     if n_dropped:
         wc.extend([f"{n_dropped} row(s) with NaN omitted."])
@@ -681,125 +865,27 @@ def mixed_slope(
             converged=False, boundary=False, singular=False, reml=bool(reml), log_likelihood=math.nan,
             optimizer=",".join(methods), alternative=alternative,
         )
-    if n_groups < 2:
-        raise ValueError(f"`group` column {group!r} must have at least 2 groups for a mixed model; got {n_groups}.")
     if n_groups < MIN_GROUPS_MIXED:
         wc.warn(f"only {n_groups} groups (< {MIN_GROUPS_MIXED}): random-effect variances and the slope SE are "
                 "poorly estimated.", SmallSampleWarning)
-    # internal safe names
-    exog_names = ["Intercept", predictor, *covariates]
-    exog = np.column_stack([np.ones(n), frame["predictor"].to_numpy(dtype=np.float64)]
-                           + [frame[f"covariates[{i}]"].to_numpy(dtype=np.float64) for i in range(len(covariates))])
-    if np.linalg.matrix_rank(exog) < exog.shape[1]:
-        raise ValueError(f"the fixed-effect design ({exog_names}) is rank-deficient (collinear or constant "
-                         "predictor/covariates).")
-    internal = pd.DataFrame({"_y": frame["outcome"].to_numpy(dtype=np.float64),
-                             "_x": frame["predictor"].to_numpy(dtype=np.float64),
-                             "_g": frame["group"].astype(str).to_numpy()})
-    for i in range(len(covariates)):
-        internal[f"_c{i}"] = frame[f"covariates[{i}]"].to_numpy(dtype=np.float64)
-    vc_formula = {}
-    for i, name in enumerate(vcs):
-        internal[f"_vc{i}"] = frame[f"variance_components[{name!r}]"].astype(str).to_numpy()
-        vc_formula[name] = f"0 + C(_vc{i})"
-    formula = "_y ~ " + " + ".join(["_x"] + [f"_c{i}" for i in range(len(covariates))])
-    model = MixedLM.from_formula(formula, data=internal, groups="_g", re_formula="1 + _x" if random_slope else "1",
-                                 vc_formula=vc_formula or None)
-    best: Any = None
-    best_caught: list[warnings.WarningMessage] = []
-    best_method = ""
-    tried: dict[str, float] = {}
-    for m in methods:  # fit with each optimizer separately; keep the best finite (restricted) likelihood
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                cand = model.fit(reml=bool(reml), method=[m], maxiter=maxiter)
-            except (np.linalg.LinAlgError, ValueError) as exc:
-                tried[m] = math.nan
-                wc.extend([f"optimizer {m!r} failed: {exc}"])
-                continue
-        llf = float(cand.llf)
-        tried[m] = llf
-        if math.isfinite(llf) and (best is None or llf > float(best.llf) + 1e-9):
-            best, best_caught, best_method = cand, list(caught), m
-    if best is None:
-        raise ValueError(f"MixedLM failed with every optimizer {methods} (log-likelihoods {tried}); the model "
-                         "may be over-parameterised for these data.")
-    fit, caught = best, best_caught
-    conv_fail = False
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning) or "singular" in str(w.message).lower() or "boundary" in str(
-            w.message
-        ).lower():
-            text = str(w.message).strip().replace("\n", " ")
-            if "failed to converge" in text.lower() or "did not converge" in text.lower():
-                conv_fail = True
-            wc.warn(f"statsmodels MixedLM ({best_method}): {text}", DegenerateDataWarning)
-    scale = float(fit.scale)
-    fe = np.asarray(fit.fe_params, dtype=np.float64)
-    k_fe = len(exog_names)
-    cov_re = np.asarray(fit.cov_re, dtype=np.float64)
-    re_vars: dict[str, float] = {"group_var": float(cov_re[0, 0])}
-    if random_slope:
-        re_vars["slope_var"] = float(cov_re[1, 1])
-        re_vars["intercept_slope_cov"] = float(cov_re[0, 1])
-    vcomp = np.asarray(fit.vcomp, dtype=np.float64) if vcs else np.array([])
-    for name, v in zip(vcs, vcomp):
-        re_vars[f"{name}_var"] = float(v)
-    re_vars["residual_var"] = scale
-    vc_codes = [internal[f"_vc{i}"].to_numpy() for i in range(len(vcs))]
-    z_re = exog[:, :2] if random_slope else exog[:, :1]
-    gcodes = internal["_g"].to_numpy()
-    with np.errstate(all="ignore"):
-        try:
-            fe_cov = _gls_fe_cov(exog, z_re, gcodes, vc_codes, cov_re, vcomp, scale)
-            bse = np.sqrt(np.diag(fe_cov))
-        except np.linalg.LinAlgError:
-            bse = np.full(k_fe, np.nan)
-    tol = _SINGULAR_TOL**2
-    rel_vars = [re_vars["group_var"] / scale] + ([re_vars["slope_var"] / scale] if random_slope else [])
-    rel_vars += list(vcomp / scale)
-    boundary = bool(any(v < tol for v in rel_vars))
-    eig_min = float(np.linalg.eigvalsh(cov_re / scale).min()) if cov_re.size else 0.0
-    singular = bool(boundary or eig_min < tol)
-    converged = bool(getattr(fit, "converged", True)) and not conv_fail
-    if not converged:
-        wc.warn("MixedLM did not converge: estimates are unreliable.", DegenerateDataWarning)
-    if boundary:
-        wc.warn("boundary fit: a random-effect variance is ~0 (sd < 1e-3 x residual sd).", DegenerateDataWarning)
-    elif singular:
-        wc.warn("singular fit: the random-effects covariance is singular (correlation ~ +/-1).", DegenerateDataWarning)
-    slope, se = float(fe[1]), float(bse[1])
-    zstat = slope / se if se > 0 else math.nan
-    if alternative == "two-sided":
-        zq = float(stats.norm.ppf(0.5 + level / 2.0))
-        ci_low, ci_high = slope - zq * se, slope + zq * se
-        p = float(2.0 * stats.norm.sf(abs(zstat))) if math.isfinite(zstat) else math.nan
-    else:
-        zq = float(stats.norm.ppf(level))
-        if alternative == "greater":
-            ci_low, ci_high = slope - zq * se, math.inf
-            p = float(stats.norm.sf(zstat)) if math.isfinite(zstat) else math.nan
-        else:
-            ci_low, ci_high = -math.inf, slope + zq * se
-            p = float(stats.norm.cdf(zstat)) if math.isfinite(zstat) else math.nan
-        if not math.isfinite(se):
-            ci_low = ci_high = math.nan
+    fit = _mixed_slope_fit(frame, x, covariates, vcs, random_slope, reml, methods, maxiter, wc)
+    slope, se = float(fit.fe[1]), float(fit.bse[1])
+    zstat, p, ci_low, ci_high = _wald_slope(slope, se, level, alternative)
     if not math.isfinite(se):
         wc.warn("the slope's standard error is not finite (Hessian not positive definite).", DegenerateDataWarning)
     return MixedModelResult(
         test="mixedlm-slope", estimate_name="slope", estimate=slope,
         ci=ConfidenceInterval(low=ci_low, high=ci_high, level=level, method=method_ci),
         statistic_name="z", statistic=zstat, pvalue=p, alternative=alternative, n=n,
-        n_units={"observations": n, "groups": n_groups}, variables=(outcome, predictor), covariates=covariates,
+        n_units={"observations": n, "groups": n_groups}, variables=(y, x), covariates=covariates,
         warnings=wc.messages,
-        details={"formula": f"{outcome} ~ {' + '.join([predictor, *covariates])} + "
-                            f"({'1 + ' + predictor if random_slope else '1'} | {group})"
+        details={"formula": f"{y} ~ {' + '.join([x, *covariates])} + "
+                            f"({'1 + ' + x if random_slope else '1'} | {group})"
                             + "".join(f" + (1 | {group}:{c})" for c in vcs.values()),
-                 "backend": "statsmodels.MixedLM", "optimizer_used": best_method,
-                 "loglik_by_optimizer": tried},
-        fixed_effects=dict(zip(exog_names, map(float, fe))),
-        fixed_effects_se=dict(zip(exog_names, map(float, bse))),
-        random_effects=re_vars, n_groups=n_groups, converged=converged, boundary=boundary, singular=singular,
-        reml=bool(reml), log_likelihood=float(fit.llf), optimizer=",".join(methods),
+                 "backend": "statsmodels.MixedLM", "optimizer_used": fit.optimizer_used,
+                 "loglik_by_optimizer": fit.loglik_by_optimizer},
+        fixed_effects=dict(zip(fit.exog_names, map(float, fit.fe))),
+        fixed_effects_se=dict(zip(fit.exog_names, map(float, fit.bse))),
+        random_effects=fit.re_vars, n_groups=n_groups, converged=fit.converged, boundary=fit.boundary,
+        singular=fit.singular, reml=bool(reml), log_likelihood=fit.log_likelihood, optimizer=",".join(methods),
     )

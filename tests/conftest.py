@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,22 @@ settings.load_profile(os.environ.get("QD_HYPOTHESIS_PROFILE", "deterministic"))
 def _seed_everything() -> None:
     random.seed(42)
     np.random.seed(42)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The real data directory from ``QD_DATA_DIR``; skip with the reason when it is unset or missing."""
+    env = os.environ.get("QD_DATA_DIR")
+    if not env:
+        reason = "QD_DATA_DIR is unset; integration tests need the real data directory (CI sets ../shared/data)"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    p = Path(env).expanduser().resolve()
+    if not (p / "MANIFEST.tsv").is_file():
+        reason = f"QD_DATA_DIR={env!r} does not exist or has no MANIFEST.tsv"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return p
 
 
 def pytest_collection_modifyitems(config, items):  # noqa: D103

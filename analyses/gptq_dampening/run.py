@@ -5,14 +5,15 @@ QD_DATA_DIR=../shared/data python analyses/gptq_dampening/run.py int3-g64-sym > 
 int3-g64-sym on blocks 0-9 (blocks 10-29 protected), English dataset_build calibration 64 x 256 tokens (seed 0),
 held-out: 10 English + 10 Hebrew NTREX dev sentences. Prints the mean Δ bits per byte vs fp32 per setting.
 """
-import sys, time, torch, numpy as np, warnings
+import sys, time, numpy as np, warnings
 warnings.simplefilter("ignore")
-from qdmodels.loading import load_model
-from qdmodels.calibrated import gptq_quantized
-from qdmodels.calibration import build_calibration, calibration_pool
+from qdmodels.models.loading import load_model
+from qdmodels.compress.gptq import gptq_quantized
+from qdmodels.compress.calibration_sets import build_calibration, calibration_pool
 from qdmodels.corpora import load_ntrex
-from qdmodels.evaluation import evaluate, DEFAULT_CONDITION, paired_frame
-from qdmodels.quantization import ProtectionPlan, quantized
+from qdmodels.eval.scoring import evaluate
+from qdmodels.compress.scheme import ProtectionPlan
+from qdmodels.compress.rtn import quantized
 scheme = sys.argv[1] if len(sys.argv) > 1 else "int3-g64-sym"
 lm = load_model("smollm2-135m")
 items = load_ntrex(["eng_Latn", "heb_Hebr"], split="dev", limit=10).items

@@ -14,12 +14,12 @@ import numpy as np
 from scipy import stats
 
 warnings.simplefilter("ignore")
-from qdmodels.calibrated import gptq_quantized  # noqa: E402
-from qdmodels.calibration import build_calibration, calibration_pool  # noqa: E402
+from qdmodels.compress.gptq import gptq_quantized
+from qdmodels.compress.calibration_sets import build_calibration, calibration_pool  # noqa: E402
 from qdmodels.corpora import load_ntrex  # noqa: E402
-from qdmodels.evaluation import evaluate  # noqa: E402
-from qdmodels.loading import load_model  # noqa: E402
-from qdmodels.quantization import quantized  # noqa: E402
+from qdmodels.eval.scoring import evaluate
+from qdmodels.models.loading import load_model  # noqa: E402
+from qdmodels.compress.rtn import quantized
 
 SCHEME, LANGS, N = "int4-g64-sym", ["eng_Latn", "heb_Hebr"], 60
 lm = load_model("smollm2-135m")

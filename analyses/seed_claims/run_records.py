@@ -14,7 +14,7 @@ exists, so an interrupted run resumes where it stopped):
 ``prune=unstructured-0.5`` and ``int4-g64-sym+prune=unstructured-0.5``
     Magnitude pruning alone and pruning followed by quantization (H6).
 ``sweep=int4-g64-sym@test`` / ``sweep=int4-g64-sym@dev``
-    Single-layer sensitivity sweep (``qdmodels.sensitivity.sweep_layers``, prefix-cached) on the test items (H3)
+    Single-layer sensitivity sweep (``qdmodels.eval.sensitivity.sweep_layers``, prefix-cached) on the test items (H3)
     or on the dev items (selection for H4). Resumable per (layer, language) unit.
 ``protect=int4-g64-sym@k3``
     H4: the k layers with the largest mean dev-split sensitivity over languages (from the ``@dev`` sweep, the
@@ -23,7 +23,7 @@ exists, so an interrupted run resumes where it stopped):
 ``bpw=int4-g64-sym``
     Only the storage cost (``quant.model_bits_per_weight``) of the unprotected scheme, for H4's cost column.
 ``gptq=int4-g64-sym@eng`` / ``@multi`` / ``@target``
-    W2: GPTQ-style calibrated quantization (``qdmodels.calibrated``) with calibration text from ``dataset_build``
+    W2: GPTQ-style calibrated quantization (``qdmodels.compress.gptq``) with calibration text from ``dataset_build``
     (never NTREX test): English only, the eight languages balanced, or for each language a model calibrated on
     that language's own text (English's target model is calibrated on English).
 
@@ -84,7 +84,8 @@ def _quant_summary(report: Any, model_ref: Any, cond: dict[str, Any]) -> list[An
 def eval_step(lm: Any, items: dict[str, list[Any]], cond: dict[str, Any], apply: Any, batch_size: int,
               quant_records: list[Any]) -> list[Any]:
     """Evaluate ``items`` with ``apply(model)`` (a context manager yielding a report or None) active."""
-    from qdmodels.evaluation import EvalCondition, evaluate_conditions
+    from qdmodels.compress.conditions import EvalCondition
+    from qdmodels.eval.scoring import evaluate_conditions
 
     reports: list[Any] = []
 
@@ -103,15 +104,16 @@ def eval_step(lm: Any, items: dict[str, list[Any]], cond: dict[str, Any], apply:
 
 
 def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> None:
-    from qdmodels.pruning import PruneSpec, compressed
-    from qdmodels.quantization import ProtectionPlan, QuantScheme, quantized
+    from qdmodels.compress.pruning import PruneSpec, compressed
+    from qdmodels.compress.scheme import ProtectionPlan, QuantScheme
+    from qdmodels.compress.rtn import quantized
     from qdstats.records import read_parquet, read_records, write_parquet
 
     base = {"scheme": "fp32", "protect": "none", "prune": "none"}
     test = load_items("test", args.per_language, args.langs)
     extra: list[Any] = []
     if step.startswith("sweep="):
-        from qdmodels.sensitivity import sweep_layers
+        from qdmodels.eval.sensitivity import sweep_layers
 
         scheme, split = step[len("sweep="):].split("@")
         items = test if split == "test" else load_items("dev", args.dev_per_language, args.langs)
@@ -154,8 +156,8 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         cond = {**base, "scheme": sch.key, "protect": plan.key, "selection_split": "dev"}
         recs = eval_step(lm, test, cond, lambda m: quantized(m, sch, plan=plan), args.batch_size, extra)
     elif step.startswith("gptq="):
-        from qdmodels.calibrated import gptq_quantized, gptq_scheme_key
-        from qdmodels.calibration import build_calibration, calibration_pool
+        from qdmodels.compress.gptq import gptq_quantized, gptq_scheme_key
+        from qdmodels.compress.calibration_sets import build_calibration, calibration_pool
 
         scheme, comp = step[len("gptq="):].split("@")
         sch = QuantScheme.parse(scheme)

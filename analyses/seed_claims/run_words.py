@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from qdmodels.corpora.types import ParallelItem
     from qdmodels.corpora.ud import load_conllu
-    from qdmodels.evaluation import evaluate_conditions, quant_condition
+    from qdmodels.eval.scoring import evaluate_conditions
+    from qdmodels.compress.conditions import quant_condition
     from qdmodels.cli._common import load as load_model  # also accepts tiny:<family> (smoke runs)
-    from qdmodels.quantization import QuantScheme
+    from qdmodels.compress.scheme import QuantScheme
     from qdmodels.tokenization.alignment import align_sentence
     from qdmodels.tokenization.loading import load_tokenizer
     from qdmodels.tokenization.attribution import word_damage, word_damage_records, word_frequencies

@@ -10,7 +10,7 @@ Criticality (seed exp094, seed-audit M26): per decoder block ``i`` of ``L``,
 
 with the seed's hand-set weights. The seed never defined the components exactly; here: ``var``, ``kurt`` and
 ``outl`` are the variance, exact excess kurtosis and fraction of ``|w - mean| > 2.5 sd`` of all projection weights
-of the block pooled (``qdmodels.weights.tensor_stats``), each divided by its mean over blocks; ``is_boundary`` is
+of the block pooled (``qdmodels.probes.weights.tensor_stats``), each divided by its mean over blocks; ``is_boundary`` is
 1 for the first and last block; ``is_consolidation`` is 1 when ``0.7 <= i/(L-1) <= 0.8``; ``distance_from_ends``
 is ``min(i, L-1-i)/(L-1)``. Nothing is fitted, so comparing the score with the measured single-block sensitivity
 (the dev-split sweep ``sweep_int4-g64-sym_dev.jsonl``) is an out-of-sample test: Spearman rho with a Fisher-z CI,
@@ -44,8 +44,8 @@ WEIGHTS = {"is_boundary": 2.5, "var_rel": 1.5, "kurt_rel": 0.8, "outl_rel": 1.2,
 def criticality_table(model: object) -> pd.DataFrame:
     import torch
 
-    from qdmodels.sites import site_map
-    from qdmodels.weights import tensor_stats
+    from qdmodels.models.sites import site_map
+    from qdmodels.probes.weights import tensor_stats
 
     sm = site_map(model)
     rows = []

@@ -29,7 +29,7 @@ for t in "${TOKS[@]}"; do
     read -r gold split mode <<<"$g"
     tmp=$(mktemp)
     eval "$QD" --tokenizer "$t" --name "$name" --gold "$gold" --split "$split" --mode "$mode" \
-      --n-resamples 999 --seed 0 --summary-only --out "$tmp"
+      --n-resamples 999 --seed 0 --summary-only --out "$tmp" --overwrite  # mktemp created the file
     cat "$tmp" >> "$OUT/summary_$name.jsonl"; rm -f "$tmp"
   done
 done

@@ -7,9 +7,9 @@ cd "$(dirname "$0")/../.."
 QD="qd tokenize"
 for t in gpt2 llama2 llama3 qwen3 gemma3; do
   eval "$QD" parity --tokenizer "$t" --corpus ntrex128 --split all --n-resamples 999 --seed 0 \
-    --out "analyses/tokenizer_parity/$t.jsonl"
+    --out "analyses/tokenizer_parity/$t.jsonl" --overwrite
 done
-# SmolLM2: its tokenizer lives only in the GGUF file of the embedded model (qdmodels.zoo 'smollm2-135m');
+# SmolLM2: its tokenizer lives only in the GGUF file of the embedded model (qdmodels.models.zoo 'smollm2-135m');
 # transformers converts it to a tokenizer.json, which is then pinned by its own sha256.
 SMOL_GGUF="${SMOL_GGUF:-$HOME/.cache/qd/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 if [ -f "$SMOL_GGUF" ]; then
@@ -22,7 +22,7 @@ p = Path(sys.argv[1])
 AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name).backend_tokenizer.save(sys.argv[2])
 PY
   eval "$QD" parity --tokenizer "$tmp/tokenizer.json" --name smollm2 --corpus ntrex128 --split all \
-    --n-resamples 999 --seed 0 --out analyses/tokenizer_parity/smollm2.jsonl
+    --n-resamples 999 --seed 0 --out analyses/tokenizer_parity/smollm2.jsonl --overwrite
 fi
 # the repository keeps Parquet (about 20x smaller than the JSONL; same records, read with qdstats.records.read_parquet)
 python - <<'PY'

@@ -3,8 +3,9 @@
 ``qd align --tokenizer T --gold NAME --out F.jsonl``. Gold names: a UD treebank id with segmentation
 (``ud_hebrew_iahltwiki``, ``ud_hebrew_htb``, ``ud_korean_kaist``, ``ud_korean_pud``; sentences, so both modes
 work), or a word list ``morpho_challenge_2010:<eng|fin|tur>`` / ``sigmorphon2022:<eng|fra>`` (isolated words only).
-Exit codes: 0 ok; 2 usage or validation error. Per-word records and per-language aggregates (with
-cluster-bootstrap CIs, cluster = sentence) go to ``--out``; the aggregates are also printed to stderr.
+Exit codes: 0 ok; 1 failed run; 2 usage or validation error (an existing ``--out`` needs ``--append`` or
+``--overwrite``). Per-word records and per-language aggregates (with
+cluster-bootstrap CIs, cluster = sentence) go to ``--out``; the aggregates are also printed to stdout.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                  help="Morpheme-boundary alignment of a tokenizer against gold segmentations.")
+from qdmodels.cli import _common as c
+from qdmodels.cli._common import (
+    AppendOpt,
+    DataDirOpt,
+    GoldSplitOpt,
+    LimitOpt,
+    NResamplesOpt,
+    OutOpt,
+    OverwriteOpt,
+    SeedOpt,
+    TokenizerNameOpt,
+    TokenizerOpt,
+)
+
+# no group help: `qd align --help` shows the callback's docstring (with its examples)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 _WORDLISTS = ("morpho_challenge_2010", "sigmorphon2022")
-
-
-def _err(msg: str) -> None:
-    typer.echo(msg, err=True)
 
 
 def _load_gold(gold: str, split: str | None, limit: int | None, data_dir: Path | None):
@@ -49,45 +60,59 @@ def _load_gold(gold: str, split: str | None, limit: int | None, data_dir: Path |
 
 @app.callback(invoke_without_command=True)
 def align_cmd(
-    tokenizer: Annotated[str, typer.Option("--tokenizer", "-t", help="Short name (gpt2, llama2, llama3, qwen3, gemma3), tokenizer.json, encoder.json or a directory.")],
+    tokenizer: TokenizerOpt,
     gold: Annotated[str, typer.Option("--gold", help="UD treebank id (e.g. ud_hebrew_iahltwiki) or morpho_challenge_2010:<lang> / sigmorphon2022:<lang>.")],
-    out: Annotated[Path, typer.Option("--out", help="Output JSONL file (replaced): per-word records, then aggregates.")],
+    out: OutOpt,
     mode: Annotated[str | None, typer.Option("--mode", help="'context' (default for treebanks) or 'isolated' (default and only option for word lists).")] = None,
-    split: Annotated[str | None, typer.Option("--split", help="Treebank split (dev/test, default test); word lists: MC2010 train/dev/combined (default combined), SIGMORPHON dev/test (default dev).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="First N sentences (treebanks) or words (word lists).")] = None,
-    n_resamples: Annotated[int, typer.Option("--n-resamples", min=0, help="Cluster-bootstrap resamples for the aggregates; 0 = none.")] = 999,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
-    name: Annotated[str | None, typer.Option("--name", help="Tokenizer name in the records.")] = None,
+    split: GoldSplitOpt = None,
+    limit: LimitOpt = None,
+    n_resamples: NResamplesOpt = c.N_RESAMPLES,
+    seed: SeedOpt = 0,
+    name: TokenizerNameOpt = None,
     summary_only: Annotated[bool, typer.Option("--summary-only", help="Write only the per-language aggregates (small files).")] = False,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory (else $QD_DATA_DIR, else the user cache).")] = None,
+    data_dir: DataDirOpt = None,
+    append: AppendOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
-    """Per-word boundary precision / recall / F1 / MorphScore and per-language aggregates with CIs."""
-    import math
+    """Morpheme-boundary alignment of a tokenizer against gold segmentations, with per-language CIs.
+
+    Per-word boundary precision / recall / F1 / MorphScore records and per-language aggregates.
+
+    --limit: first N sentences (treebanks) or words (word lists).
+
+    --n-resamples: cluster bootstrap (cluster = sentence) of the aggregates.
+
+    Examples:
+
+      qd align -t gpt2 --gold ud_hebrew_iahltwiki --split dev --out heb_gpt2.jsonl
+      qd align -t llama3 --gold morpho_challenge_2010:fin --out fin_llama3.jsonl
+      qd align -t qwen3 --gold ud_korean_kaist --summary-only --n-resamples 999 --out kor_qwen3.jsonl
+    """
     import warnings
 
-    from qdmodels.tokenization import (
-        align_morphemes,
-        alignment_records,
-        alignment_summary,
-        load_tokenizer,
-    )
-    from qdstats._validation import UnknownNameError
-    from qdstats.records import write_records
+    def run() -> None:
+        from qdmodels.tokenization import (
+            align_morphemes,
+            alignment_records,
+            alignment_summary,
+            load_tokenizer,
+        )
 
-    try:
+        out_mode = c.check_out(out, append=append, overwrite=overwrite)
         tok = load_tokenizer(tokenizer, name=name)
         data, corpus_ref, is_sents = _load_gold(gold, split, limit, data_dir)
         m = mode or ("context" if is_sents else "isolated")
         alignments = align_morphemes(tok, data, mode=m)  # type: ignore[arg-type]
-    except (UnknownNameError, ValueError, FileNotFoundError, TypeError) as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2) from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # copied into the records' `warnings`
-        words = [] if summary_only else alignment_records(tok, alignments, corpus=corpus_ref)
-        summary = alignment_summary(tok, alignments, corpus=corpus_ref, n_resamples=n_resamples, rng=seed)
-    n = write_records(out, [*words, *summary], mode="w")
-    for r in summary:
-        lo, hi = r.attributes.get("ci_low", math.nan), r.attributes.get("ci_high", math.nan)
-        _err(f"{r.language} {r.condition['mode']:<8} {r.quantity:<26} {r.value:.4f}  [{lo:.4f}, {hi:.4f}]  n={r.n}")
-    _err(f"{len(alignments)} words aligned; wrote {n} records to {out}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # copied into the records' `warnings`: shown once below
+            words = [] if summary_only else alignment_records(tok, alignments, corpus=corpus_ref)
+            summary = alignment_summary(tok, alignments, corpus=corpus_ref, n_resamples=n_resamples, rng=seed)
+        n = c.write_out(out, [*words, *summary], out_mode)
+        for r in summary:
+            lo, hi = (r.attributes.get(k) for k in ("ci_low", "ci_high"))
+            ci = "[no CI]" if lo is None or hi is None else f"[{lo:.4f}, {hi:.4f}]"
+            c.echo(f"{r.language} {r.condition['mode']:<8} {r.quantity:<26} {r.value:.4f}  {ci}  n={r.n}")
+        c.record_notes(summary)
+        c.err(f"{len(alignments)} words aligned; wrote {n} records to {out}")
+
+    c.guard(run)

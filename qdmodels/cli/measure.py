@@ -2,42 +2,45 @@
 
 Each command loads a model (an embedded name such as ``smollm2-135m``, a GGUF file, a local directory, or
 ``tiny:<family>`` for a random test model), loads items (NTREX-128 from the data directory), calls one library
-function, writes records to ``--out`` (JSONL) and prints a short summary to stderr.
+function, writes records to ``--out`` (JSONL) and prints a summary table to stdout (logs go to stderr).
 Exit codes: 0 ok, 1 failed run, 2 usage or validation error.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from qdmodels.cli import _common as c
+from qdmodels.cli._common import (
+    AppendOpt,
+    BatchOpt,
+    CorpusOpt,
+    DataDirOpt,
+    GranularityOpt,
+    LangsOpt,
+    LayersOpt,
+    LimitOpt,
+    MaxBatchTokensOpt,
+    ModelOpt,
+    NResamplesOpt,
+    OutOpt,
+    OverwriteOpt,
+    ProgressOpt,
+    QuantOpt,
+    ResumeOutOpt,
+    RevisionOpt,
+    SampleOpt,
+    SeedOpt,
+    SplitOpt,
+)
 
 __all__ = ["activations_cmd", "eval_cmd", "register", "sweep_app", "sweep_layers_cmd", "weights_cmd"]
 
 sweep_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                         help="Sensitivity sweeps (one site group quantized at a time).")
-
-_CORPORA = ("ntrex128",)
-
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Embedded name (smollm2-135m), .gguf file, directory, HF id, or tiny:<family>.")]
-RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision (HF ids only).")]
-CorpusOpt = Annotated[str, typer.Option("--corpus", help="Corpus id (ntrex128).")]
-LangsOpt = Annotated[str, typer.Option("--langs", help="Comma-separated languages, e.g. eng_Latn,heb_Hebr or eng,heb.")]
-SplitOpt = Annotated[str, typer.Option("--split", help="dev, test or all (document-level split).")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="N items per language (see --sample).")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Output JSONL file (records are appended).")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="Items per forward pass.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default QD_DATA_DIR or the cache).")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")]
-
-
-from qdmodels.cli._common import err as _err
-from qdmodels.cli._common import guard as _guard
-from qdmodels.cli._common import load as _load
-from qdmodels.cli._common import SampleOpt
-from qdmodels.cli._common import ntrex_items as _items
 
 
 def eval_cmd(
@@ -48,45 +51,49 @@ def eval_cmd(
     split: SplitOpt = "test",
     limit: LimitOpt = None,
     sample: SampleOpt = "first",
-    quant: Annotated[str | None, typer.Option("--quant", help="QuantScheme key, e.g. int4-g128-sym.")] = None,
+    quant: QuantOpt = None,
     protect: Annotated[str | None, typer.Option("--protect", help="ProtectionPlan key, e.g. 'layers=0,1'.")] = None,
     fp: Annotated[bool, typer.Option("--fp/--no-fp", help="Also evaluate the full-precision baseline (paired).")] = True,
     batch_size: BatchOpt = 16,
-    max_batch_tokens: Annotated[int | None, typer.Option(
-        "--max-batch-tokens", min=1, help="Also cap each batch at this many padded positions (less padding).")] = None,
+    max_batch_tokens: MaxBatchTokensOpt = 0,
     revision: RevisionOpt = None,
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
+    append: AppendOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
-    """Bits per byte per sentence and language, full precision and/or quantized (paired items)."""
+    """Bits per byte per sentence and language, full precision and/or quantized (paired items).
+
+    Examples:
+
+      qd eval -m smollm2-135m --langs eng_Latn,heb_Hebr --limit 50 --quant int4-g64-sym --out eval.jsonl
+      qd eval -m smollm2-135m --quant int4-g64-sym --protect layers=0,1 --no-fp --out eval.jsonl --append
+    """
 
     def run() -> None:
-        from qdmodels.evaluation import (
-            evaluate_conditions,
-            fp_condition,
-            quant_condition,
-        )
-        from qdstats.records import write_records
+        from qdmodels.compress.conditions import fp_condition, quant_condition
+        from qdmodels.eval.scoring import evaluate_conditions
 
+        mode = c.check_out(out, append=append, overwrite=overwrite)
         if protect is not None and quant is None:
             raise ValueError("`--protect` needs `--quant` (a protection plan only applies to a quantized model).")
         conds = [fp_condition()] if (fp or quant is None) else []
         if quant is not None:
             plan = None
             if protect is not None:
-                from qdmodels.quantization import ProtectionPlan
+                from qdmodels.compress.scheme import ProtectionPlan
 
                 plan = ProtectionPlan.parse(protect)
             conds.append(quant_condition(quant, plan=plan))
-        items = _items(corpus, langs, split, limit, data_dir, sample=sample)
-        lm = _load(model, revision)
-        res = evaluate_conditions(lm, items, conds, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+        items = c.load_items(corpus, langs, split, limit, data_dir, sample=sample)
+        lm = c.load(model, revision)
+        res = evaluate_conditions(lm, items, conds, batch_size=batch_size, max_batch_tokens=max_batch_tokens or None,
                                   progress=progress)
-        n = sum(write_records(out, er.records) for er in res.values())
+        n = c.write_out(out, [r for er in res.values() for r in er.records], mode)
         _summary(res)
-        _err(f"wrote {n} records to {out}")
+        c.err(f"wrote {n} records to {out}")
 
-    _guard(run)
+    c.guard(run)
 
 
 def _summary(res: dict[str, Any]) -> None:
@@ -100,54 +107,60 @@ def _summary(res: dict[str, Any]) -> None:
         for s in er.scores:
             by.setdefault(s.language, []).append(s.bits_per_byte)
         line = ", ".join(f"{k} {np.mean(v):.4f}" for k, v in by.items())
-        _err(f"[{cond.get('scheme')} protect={cond.get('protect')}] mean bits/byte: {line}")
+        c.echo(f"[{cond.get('scheme')} protect={cond.get('protect')}] mean bits/byte: {line}")
 
 
 @sweep_app.command("layers")
 def sweep_layers_cmd(
     model: ModelOpt,
-    quant: Annotated[str, typer.Option("--quant", help="QuantScheme key applied to one site group at a time.")],
-    out: OutOpt,
+    quant: QuantOpt,
+    out: ResumeOutOpt,
     langs: LangsOpt = "eng_Latn,heb_Hebr",
     corpus: CorpusOpt = "ntrex128",
     split: SplitOpt = "dev",
     limit: LimitOpt = None,
     sample: SampleOpt = "first",
-    granularity: Annotated[str, typer.Option("--granularity", help="layer or component.")] = "layer",
-    layers: Annotated[str | None, typer.Option("--layers", help="Comma-separated block indices (default all).")] = None,
+    granularity: GranularityOpt = "layer",
+    layers: LayersOpt = None,
     prefix_cache: Annotated[bool, typer.Option("--prefix-cache/--no-prefix-cache", help="Reuse fp prefix states.")] = True,
-    n_resamples: Annotated[int, typer.Option("--n-resamples", help="Cluster-bootstrap resamples per CI (0: none).")] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    n_resamples: NResamplesOpt = c.N_RESAMPLES,
+    seed: SeedOpt = 0,
     batch_size: BatchOpt = 16,
     revision: RevisionOpt = None,
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
-    """Δ bits per byte per language when only one layer (or component) is quantized; resumable via --out."""
+    """Δ bits per byte per language when only one layer (or component) is quantized; resumable via --out.
+
+    --quant is applied to one site group at a time.
+    Units already in --out are skipped, so rerunning the same command resumes a killed sweep.
+
+    Examples:
+
+      qd sweep layers -m smollm2-135m --quant int3-g64-sym --langs eng_Latn,heb_Hebr --limit 20 --out sweep.jsonl
+      qd sweep layers -m smollm2-135m --quant int4-g64-sym --granularity component --layers 0,1 --out sweep.jsonl
+    """
 
     def run() -> None:
-        from qdmodels.sensitivity import sweep_layers
+        from qdmodels.eval.sensitivity import sweep_layers
 
-        layer_list = None
-        if layers:
-            try:
-                layer_list = [int(x) for x in layers.split(",") if x.strip()]
-            except ValueError:
-                raise ValueError(f"`--layers` must be comma-separated integers; got {layers!r}.") from None
-        items = _items(corpus, langs, split, limit, data_dir, sample=sample)
-        lm = _load(model, revision)
+        c.check_resume_out(out)
+        layer_list = c.ints(layers, "--layers")
+        items = c.load_items(corpus, langs, split, limit, data_dir, sample=sample)
+        lm = c.load(model, revision)
         res = sweep_layers(lm, items, quant, granularity=granularity, layers=layer_list, out=out,  # type: ignore[arg-type]
                            prefix_cache=prefix_cache, n_resamples=n_resamples, rng=seed, batch_size=batch_size,
                            progress=progress)
         fr = res.frame()
         if len(fr):
-            _err(fr.pivot(index="sites", columns="language", values="delta_bpb").to_string(float_format=lambda v: f"{v:+.4f}"))
+            c.echo(fr.pivot(index="sites", columns="language", values="delta_bpb")
+                   .to_string(float_format=lambda v: f"{v:+.4f}"))
         n_fail = sum(1 for r in res.records if getattr(r, "success", True) is False)
-        _err(f"{len(fr)} units computed, {len(res.skipped)} skipped (already in {out}), {n_fail} failed")
+        c.err(f"{len(fr)} units computed, {len(res.skipped)} skipped (already in {out}), {n_fail} failed")
         if n_fail:
             raise RuntimeError(f"{n_fail} sweep unit(s) failed; see the FailedMeasurement records in {out}")
 
-    _guard(run)
+    c.guard(run)
 
 
 def weights_cmd(
@@ -157,23 +170,31 @@ def weights_cmd(
     k: Annotated[float, typer.Option("--k", help="Outlier threshold in standard deviations.")] = 3.0,
     super_weight_top: Annotated[int, typer.Option("--super-weight-top", help="Candidates per down_proj.")] = 1,
     revision: RevisionOpt = None,
+    append: AppendOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
-    """Exact per-site weight statistics (kurtosis, kσ outliers, max/σ, per-channel, super weights)."""
+    """Exact per-site weight statistics (kurtosis, kσ outliers, max/σ, per-channel, super weights).
+
+    Examples:
+
+      qd weights -m smollm2-135m --out weights.jsonl
+      qd weights -m smollm2-135m --sites layers.0.mlp --k 4 --out weights.jsonl --overwrite
+    """
 
     def run() -> None:
-        from qdmodels.weights import weight_stats
-        from qdstats.records import write_records
+        from qdmodels.probes.weights import weight_stats
 
-        lm = _load(model, revision)
+        mode = c.check_out(out, append=append, overwrite=overwrite)
+        lm = c.load(model, revision)
         site_list = [s.strip() for s in sites.split(",") if s.strip()] if sites else None
         recs = weight_stats(lm, sites=site_list, k=k, super_weight_top=super_weight_top)
-        write_records(out, recs)
+        n = c.write_out(out, recs, mode)
         kurt = sorted((r for r in recs if r.quantity == "weight.excess_kurtosis"), key=lambda r: -r.value)[:5]
         for r in kurt:
-            _err(f"  {r.site}: excess kurtosis {r.value:.3f}")
-        _err(f"wrote {len(recs)} records to {out}")
+            c.echo(f"  {r.site}: excess kurtosis {r.value:.3f}")
+        c.err(f"wrote {n} records to {out}")
 
-    _guard(run)
+    c.guard(run)
 
 
 def activations_cmd(
@@ -190,22 +211,30 @@ def activations_cmd(
     revision: RevisionOpt = None,
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
+    append: AppendOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
-    """Per-language, per-layer activation statistics over real tokens (scoped hooks)."""
+    """Per-language, per-layer activation statistics over real tokens (scoped hooks).
+
+    Examples:
+
+      qd activations -m smollm2-135m --langs eng_Latn,heb_Hebr --limit 20 --out act.jsonl
+      qd activations -m smollm2-135m --points residual,down_proj_input --threshold 6 --out act.jsonl
+    """
 
     def run() -> None:
-        from qdmodels.activations import activation_stats
-        from qdstats.records import write_records
+        from qdmodels.probes.activations import activation_stats
 
-        items = _items(corpus, langs, split, limit, data_dir, sample=sample)
-        lm = _load(model, revision)
-        pts = tuple(p.strip() for p in points.split(",") if p.strip())
+        mode = c.check_out(out, append=append, overwrite=overwrite)
+        pts = tuple(c.split_list(points, "--points"))
+        items = c.load_items(corpus, langs, split, limit, data_dir, sample=sample)
+        lm = c.load(model, revision)
         recs = activation_stats(lm, items, points=pts, outlier_threshold=threshold, batch_size=batch_size,  # type: ignore[arg-type]
                                 progress=progress)
-        write_records(out, recs)
-        _err(f"wrote {len(recs)} records to {out}")
+        n = c.write_out(out, recs, mode)
+        c.err(f"wrote {n} records to {out}")
 
-    _guard(run)
+    c.guard(run)
 
 
 def register(app: typer.Typer) -> None:

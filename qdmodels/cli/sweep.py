@@ -14,18 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
+from qdmodels.cli import _common as c
+from qdmodels.cli._common import ProgressOpt, SpecArg, WorkersOpt
+from qdmodels.cli._common import SweepOutOpt as OutOpt
+
 __all__ = ["app", "plan_cmd", "register", "run_cmd", "status_cmd"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Sweeps as resumable job sets: plan, run (local, process pool, Ray), status.")
-
-SpecArg = Annotated[Path, typer.Argument(help="Sweep spec (YAML).")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Sweep output directory (default runs/<spec name>).")]
-WorkersOpt = Annotated[int, typer.Option("--workers", help="Worker processes (pool) or actors (ray).")]
-
-
-from qdmodels.cli._common import err as _err
-from qdmodels.cli._common import guard as _guard
 
 
 def _out(spec: Any, out: Path | None) -> Path:
@@ -40,7 +36,13 @@ def plan_cmd(
     out: OutOpt = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Re-measure throughput even when cached.")] = False,
 ) -> None:
-    """Expected time and memory per job and in total on this machine (measures throughput once, then caches it)."""
+    """Expected time and memory per job and in total on this machine (measures throughput once, then caches it).
+
+    Examples:
+
+      qd sweep plan sweep.yaml --workers 2
+      qd sweep plan sweep.yaml --budget-hours 4 --out runs/smollm2 --refresh
+    """
 
     def run() -> None:
         from qdmodels.jobs.planner import plan
@@ -49,9 +51,9 @@ def plan_cmd(
         s = load_spec(spec)
         p = plan(s, workers=workers, budget_seconds=budget * 3600 if budget is not None else None,
                  out=_out(s, out), refresh=refresh)
-        typer.echo(p.render())
+        c.echo(p.render())
 
-    _guard(run)
+    c.guard(run)
 
 
 @app.command("run")
@@ -62,10 +64,17 @@ def run_cmd(
     workers: WorkersOpt = 1,
     out: OutOpt = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="Rerun jobs that failed before.")] = True,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar and summary on stderr.")] = True,
+    progress: ProgressOpt = True,
     job_delay: Annotated[float, typer.Option("--job-delay", hidden=True, help="Seconds to sleep before each local job (tests).")] = 0.0,
 ) -> None:
-    """Run every job not yet done in --out; each job's records are written atomically; rerun to resume."""
+    """Run every job not yet done in --out; each job's records are written atomically; rerun to resume.
+
+    Examples:
+
+      qd sweep run sweep.yaml --out runs/smollm2
+      qd sweep run sweep.yaml --executor pool --workers 2 --no-retry-failed
+      qd sweep run sweep.yaml --executor ray --address auto --workers 16
+    """
 
     def run() -> None:
         from qdmodels.jobs.executors import run_sweep
@@ -75,11 +84,11 @@ def run_cmd(
         res = run_sweep(s, _out(s, out), executor=executor, workers=workers,  # type: ignore[arg-type]
                         address=address, retry_failed=retry_failed, progress=progress, job_delay=job_delay)
         if not progress:
-            _err(res.summary())
+            c.err(res.summary())
         if res.failed:
             raise typer.Exit(1)
 
-    _guard(run)
+    c.guard(run)
 
 
 @app.command("status")
@@ -88,7 +97,13 @@ def status_cmd(
     out: OutOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every job.")] = False,
 ) -> None:
-    """Done / failed / pending jobs of SPEC in --out (with each failure's error)."""
+    """Done / failed / pending jobs of SPEC in --out (with each failure's error).
+
+    Examples:
+
+      qd sweep status sweep.yaml --out runs/smollm2
+      qd sweep status sweep.yaml -v
+    """
 
     def run() -> None:
         from qdmodels.jobs.spec import load_spec
@@ -98,19 +113,19 @@ def status_cmd(
         s = load_spec(spec)
         store = JobStore(_out(s, out))
         st = sweep_status_of(s, store)
-        c = st.counts()
-        typer.echo(f"{s.name}: {len(st.jobs)} jobs | done {c['done']} | failed {c['failed']} | pending {c['pending']}")
+        counts = st.counts()
+        c.echo(f"{s.name}: {len(st.jobs)} jobs | done {counts['done']} | failed {counts['failed']} | pending {counts['pending']}")
         for j in st.jobs:
             state = st.state[j.id]
             if state == "failed":
                 recs = store.read_failed(j.id)
                 err = next((r.error for r in recs if isinstance(r, FailedMeasurement)), None)
                 msg = f"{err.error_type}: {err.message}" if err else "?"
-                typer.echo(f"  failed  {j.id[:12]}  {j.describe()}  -- {msg}")
+                c.echo(f"  failed  {j.id[:12]}  {j.describe()}  -- {msg}")
             elif verbose:
-                typer.echo(f"  {state:<7} {j.id[:12]}  {j.describe()}")
+                c.echo(f"  {state:<7} {j.id[:12]}  {j.describe()}")
 
-    _guard(run)
+    c.guard(run)
 
 
 def sweep_status_of(spec: Any, store: Any) -> Any:
@@ -127,7 +142,7 @@ def register(main_app: typer.Typer) -> None:
     try:
         from qdmodels.cli import measure
 
-        if not any(getattr(c, "name", None) == "layers" for c in app.registered_commands):
+        if not any(getattr(cmd, "name", None) == "layers" for cmd in app.registered_commands):
             app.command("layers")(measure.sweep_layers_cmd)
     except ImportError:  # pragma: no cover
         pass

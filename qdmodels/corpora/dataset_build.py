@@ -26,8 +26,8 @@ from qdmodels.corpora.datadir import CorpusFileError
 from qdmodels.corpora.manifest import corpus_root, get_manifest, safe_join, sha256_file
 from qdmodels.corpora.normalize import normalization_steps, normalize_text
 from qdmodels.corpora.types import ParallelItem
-from qdstats._validation import UnknownNameError, check_int, did_you_mean
 from qdstats.records import CorpusRef
+from qdstats.validation import UnknownNameError, check_int, did_you_mean
 
 __all__ = ["PREAMBLE_PARAGRAPHS", "CalibrationText", "DatasetBuildCorpus", "dataset_build_languages", "load_dataset_build"]
 

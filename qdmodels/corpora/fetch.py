@@ -12,13 +12,14 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from qdstats.records import atomic_path
 
 from qdmodels.corpora.datadir import resolve_data_dir, safe_join
 from qdmodels.corpora.manifest import (
@@ -54,26 +55,17 @@ class FetchReport(BaseModel):
 
 def _write_verified(target: Path, chunks, entry: ManifestFile) -> str | None:
     """Stream ``chunks`` into a temp file next to ``target``; rename if size+sha256 match. Returns an error or None."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     h, size = hashlib.sha256(), 0
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(target, suffix=".part") as tmp:
+        with open(tmp, "wb") as out:
             for block in chunks:
                 h.update(block)
                 size += len(block)
                 out.write(block)
         if size != entry.bytes or h.hexdigest() != entry.sha256:
+            tmp.unlink()  # nothing replaces the target
             return f"refused: got {size} bytes, sha256 {h.hexdigest()}; manifest says {entry.bytes} bytes, sha256 {entry.sha256}"
-        from qdstats.records.io import _default_file_mode
-
-        os.chmod(tmp, _default_file_mode())
-        os.replace(tmp, target)
-        tmp = ""
-        return None
-    finally:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
+    return None
 
 
 def _file_chunks(path: Path, chunk: int = 1 << 20):

@@ -22,7 +22,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-from qdstats._validation import UnknownNameError, did_you_mean
+from qdstats.validation import UnknownNameError, did_you_mean
 
 __all__ = [
     "DATASET_BUILD_LANGUAGES",

@@ -31,8 +31,8 @@ from qdmodels.corpora.datadir import (
     resolve_data_dir,
     safe_join,
 )
-from qdstats._validation import UnknownNameError, did_you_mean
 from qdstats.records import LANGUAGE_PATTERN
+from qdstats.validation import UnknownNameError, did_you_mean
 
 __all__ = [
     "CorpusManifest",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,8 +33,8 @@ from qdmodels.corpora.datadir import CorpusFileError
 from qdmodels.corpora.manifest import file_path, get_manifest, sha256_file
 from qdmodels.corpora.normalize import normalize_text
 from qdmodels.corpora.types import SegmentedWord
-from qdstats._validation import UnknownNameError, check_option, did_you_mean
 from qdstats.records import CorpusRef
+from qdstats.validation import UnknownNameError, check_option, did_you_mean
 
 __all__ = [
     "TURKISH_ASCII",
@@ -53,6 +54,11 @@ NonSurfacePolicy = Literal["report", "align"]
 #: Morpho Challenge Turkish ASCII transliteration (SOURCE.txt): uppercase ASCII letter -> Turkish letter.
 TURKISH_ASCII: dict[str, str] = {"C": "ç", "I": "ı", "O": "ö", "U": "ü", "S": "ş", "G": "ğ"}
 _TR_TABLE = str.maketrans(TURKISH_ASCII)
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of the non-blank lines of a gold file (1-based numbers, for error messages)."""
+    return ((n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip())
 
 
 def detransliterate_turkish(s: str) -> str:
@@ -192,9 +198,7 @@ def load_morpho_challenge(
         rel = f"{base}/goldstd_{_MC_SPLITS[split]}.labels.ger"
         text, ref = _read("morpho_challenge_2010", rel, data_dir)
         unresolved = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+        for n, line in _lines(text):
             word, sep, analysis = line.partition("\t")
             if not sep:
                 raise ValueError(f"{rel}:{n}: expected 'word<TAB>analysis'; got {line[:80]!r}.")
@@ -213,9 +217,7 @@ def load_morpho_challenge(
     words: list[SegmentedWord] = []
     unresolved: list[UnresolvedWord] = []
     alts: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, line in _lines(text):
         word, sep, analyses = line.partition("\t")
         if not sep or not analyses.strip():
             raise ValueError(f"{rel}:{n}: expected 'word<TAB>analysis'; got {line[:80]!r}.")
@@ -283,9 +285,7 @@ def load_sigmorphon2022(
     text, ref = _read("sigmorphon2022_segmentation", rel, data_dir)
     words: list[SegmentedWord] = []
     unresolved: list[UnresolvedWord] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, line in _lines(text):
         cols = line.split("\t")
         if len(cols) < 2 or not cols[1]:
             raise ValueError(f"{rel}:{n}: expected 'word<TAB>morph @@morph ...<TAB>category'; got {line[:80]!r}.")
@@ -341,9 +341,7 @@ def load_morphynet(
     text, ref = _read("morphynet", rel, data_dir)
     words: list[SegmentedWord] = []
     unresolved: list[UnresolvedWord] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, line in _lines(text):
         cols = line.split("\t")
         if len(cols) != 6 or cols[5] not in ("prefix", "suffix"):
             raise ValueError(f"{rel}:{n}: expected 6 tab-separated columns ending in prefix|suffix; got {line[:80]!r}.")
@@ -413,9 +411,7 @@ def load_unimorph_heb(
     text, ref = _read("unimorph_heb", rel, data_dir)
     steps = ("NFC", "strip_hebrew_niqqud") if strip_diacritics else ("NFC",)
     out = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, line in _lines(text):
         cols = line.split("\t")
         if len(cols) != 3:
             raise ValueError(f"{rel}:{n}: expected 'lemma<TAB>form<TAB>features'; got {line[:80]!r}.")

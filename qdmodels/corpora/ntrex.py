@@ -29,8 +29,8 @@ from qdmodels.corpora.manifest import (
 from qdmodels.corpora.normalize import normalization_steps, normalize_text
 from qdmodels.corpora.splits import SPLIT_RULES, document_split
 from qdmodels.corpora.types import ParallelItem
-from qdstats._validation import UnknownNameError, check_int, check_option, did_you_mean
 from qdstats.records import CorpusRef
+from qdstats.validation import UnknownNameError, check_int, check_option, did_you_mean
 
 __all__ = ["NTREX_LINES", "NtrexSplit", "ParallelCorpus", "load_ntrex", "ntrex_languages", "resolve_ntrex_language"]
 

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Literal
 
-from qdstats._validation import check_option
+from qdstats.validation import check_option
 
 __all__ = ["SPLIT_RULES", "SplitRule", "document_split"]
 

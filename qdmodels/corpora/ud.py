@@ -38,8 +38,8 @@ from qdmodels.corpora.manifest import (
 )
 from qdmodels.corpora.normalize import normalization_steps, normalize_text
 from qdmodels.corpora.types import SegmentedWord, Sentence, Word
-from qdstats._validation import UnknownNameError, check_int, check_option, did_you_mean
 from qdstats.records import CorpusRef
+from qdstats.validation import UnknownNameError, check_int, check_option, did_you_mean
 
 __all__ = [
     "ConllUFormatError",
@@ -209,12 +209,49 @@ def parse_conllu(
                 continue
             if raw and not _sent_id(tl.metadata):
                 tl.metadata["sent_id"] = raw.group(1)
+            _check_ranges(tl, block, start, label)
             out.append(_sentence(tl, start, label, language, corpus_id, split, corpus, norm, segmentation))
             if limit is not None and len(out) >= limit:
                 return out
     if not out:
         raise CorpusFileError(f"CoNLL-U file {label!r} has no sentences.")
     return out
+
+
+def _check_ranges(tl, block: str, start: int, label: str) -> None:
+    """Multiword-token ranges must cover existing words, directly after the range line, and fit their form."""
+    toks = list(tl)
+    word_ids = [t["id"] for t in toks if isinstance(t["id"], int)]
+    last = max(word_ids, default=0)
+    for k, tok in enumerate(toks):
+        tid = tok["id"]
+        if not (isinstance(tid, tuple) and len(tid) == 3 and tid[1] == "-"):
+            continue
+        lo, hi = int(tid[0]), int(tid[2])
+        where = f"{label}:{_line_of(block, start, f'{lo}-{hi}')}"
+        if hi > last:
+            raise ConllUFormatError(
+                f"{where}: multiword token range {lo}-{hi} spans past the sentence, whose last word is {last}."
+            )
+        following = [t["id"] for t in toks[k + 1:k + 2 + hi - lo] if isinstance(t["id"], int)][: hi - lo + 1]
+        if following != list(range(lo, hi + 1)):
+            raise ConllUFormatError(
+                f"{where}: multiword token range {lo}-{hi} must be followed by words {lo}..{hi}; got ids {following}."
+            )
+        form = tok["form"] or ""
+        if hi - lo + 1 > len(form):
+            raise ConllUFormatError(
+                f"{where}: multiword token {form!r} ({len(form)} characters) covers {hi - lo + 1} words; "
+                "a range cannot cover more words than its surface form has characters."
+            )
+
+
+def _line_of(block: str, start: int, token_id: str) -> int:
+    """1-based file line of the token line starting with ``token_id`` in a block that starts at line ``start``."""
+    for k, line in enumerate(block.split("\n")):
+        if line.split("\t", 1)[0] == token_id:
+            return start + k
+    return start
 
 
 def _sentence(tl, start, label, language, corpus_id, split, corpus, norm, segmentation) -> Sentence:

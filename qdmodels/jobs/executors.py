@@ -36,8 +36,8 @@ from typing import Any, Literal
 from qdmodels.jobs.spec import Job, SweepSpec, expand
 from qdmodels.jobs.store import JobStore, merge_records
 from qdmodels.jobs.worker import JobOutcome, init_worker, run_job
-from qdstats._validation import check_int, check_option
 from qdstats.records import FailedMeasurement
+from qdstats.validation import check_int, check_option
 
 __all__ = ["ExecutorName", "SweepRun", "run_jobs", "run_sweep"]
 
@@ -290,6 +290,14 @@ def run_sweep(
     if not isinstance(job_delay, (int, float)) or job_delay < 0:
         raise ValueError(f"`job_delay` must be a number >= 0; got {job_delay!r}.")
     store = JobStore(Path(out))
+    with store.lock():
+        return _run_locked(spec, store, executor=executor, workers=workers, address=address, job_delay=job_delay,
+                           retry_failed=retry_failed, merge=merge, progress=progress)
+
+
+def _run_locked(spec: SweepSpec, store: JobStore, *, executor: str, workers: int, address: str | None,
+                job_delay: float, retry_failed: bool, merge: bool, progress: bool) -> SweepRun:
+    """The body of :func:`run_sweep`, run while holding the output directory's lock."""
     store.clean_temp_files()
     jobs = expand(spec)
     store.write_spec(spec)

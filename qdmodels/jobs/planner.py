@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qdmodels.jobs.spec import Job, SweepSpec, expand
-from qdstats._validation import check_int
+from qdstats.validation import check_int
 
 __all__ = ["InfeasibleSweepWarning", "JobEstimate", "SweepPlan", "Throughput", "available_memory_bytes",
            "machine_fingerprint", "measure_throughput", "plan"]
@@ -152,10 +152,10 @@ def measure_throughput(
     """
     import torch
 
-    from qdmodels.evaluation import _unpack
+    from qdmodels.runtime import resolve_model
 
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    model, tokenizer, ref = _unpack(lm, None, None)
+    model, tokenizer, ref = resolve_model(lm, None, None)
     prev_threads = torch.get_num_threads()
     threads = check_int(threads, "threads", minimum=1) if threads is not None else prev_threads
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -182,7 +182,7 @@ def measure_throughput(
         for k in apply_keys:
             if k in apply:
                 continue
-            from qdmodels.pruning import compressed
+            from qdmodels.compress.pruning import compressed
 
             is_prune = k.startswith("unstructured") or ":" in k
             t1 = time.perf_counter()
@@ -206,12 +206,9 @@ def measure_throughput(
 def _time_forward(model: Any, tokenizer: Any, items: Sequence[Any], batch_size: int, max_seconds: float) -> tuple[int, float]:
     import torch
 
-    from qdmodels.evaluation import (
-        batch_logprobs,
-        context_token,
-        encode_items,
-        make_batches,
-    )
+    from qdmodels.eval.batching import batch_logprobs, make_batches
+    from qdmodels.eval.encoding import encode_items
+    from qdmodels.runtime import context_token
 
     enc = encode_items(model, tokenizer, list(items))
     ctx_id, _ = context_token(tokenizer)
@@ -337,7 +334,7 @@ def _fmt_b(b: int | None) -> str:
 
 
 def _model_geometry(model: Any) -> dict[str, int]:
-    from qdmodels.sensitivity import decoder_layers
+    from qdmodels.models.blocks import decoder_layers
 
     cfg = model.config
     layers = decoder_layers(model)
@@ -400,7 +397,7 @@ def plan(
     (``3 * batch_size * max_len * vocab * 4`` bytes) and, for layer_sweep, the prefix cache
     (``L * padded_tokens * hidden * 4`` bytes). Tokenization and bootstrap time are not modelled.
     Validated against: not independently validated (a cost model); tests check token counts against
-    :func:`~qdmodels.evaluation.encode_item` and that costs add up over conditions; the benchmark
+    :func:`~qdmodels.eval.encoding.encode_item` and that costs add up over conditions; the benchmark
     (``benchmarks/bench_sweep_executors.py``) reports planned vs measured seconds.
     """
     if not isinstance(spec, SweepSpec):
@@ -408,9 +405,11 @@ def plan(
     workers = check_int(workers, "workers", minimum=1)
     if budget_seconds is not None and not (isinstance(budget_seconds, (int, float)) and budget_seconds > 0):
         raise ValueError(f"`budget_seconds` must be a positive number; got {budget_seconds!r}.")
-    from qdmodels.evaluation import context_token, encode_items, make_batches
+    from qdmodels.eval.batching import make_batches
+    from qdmodels.eval.encoding import encode_items
     from qdmodels.jobs.store import JobStore
     from qdmodels.jobs.worker import get_model, job_items
+    from qdmodels.runtime import context_token
 
     threads = spec.threads
     jobs = expand(spec)
@@ -462,7 +461,7 @@ def plan(
             if j.kind == "eval":
                 secs = full + apply
             else:
-                from qdmodels.sensitivity import site_groups
+                from qdmodels.eval.sensitivity import site_groups
 
                 groups = site_groups(lm.model, granularity=j.params["granularity"], layers=j.params["layers"])
                 L = max(geo["n_layers"], 1)

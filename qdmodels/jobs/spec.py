@@ -11,11 +11,11 @@ Job granularity
 ``kind='eval'``: one job per (model, language, condition). The full-precision baseline (``scheme='fp32'``,
 ``protect='none'``, ``prune='none'``) is **one job of its own** per (model, language, items): it is computed
 exactly once per sweep, whatever the executor, and compressed-condition jobs do not recompute it (pairing
-with the baseline happens at analysis time, :func:`qdmodels.evaluation.paired_frame`). Compressed jobs name
+with the baseline happens at analysis time, :func:`qdstats.records.paired_frame`). Compressed jobs name
 it in ``baseline_id``.
 
 ``kind='layer_sweep'``: one job per (model, language, scheme, seed) running
-:func:`qdmodels.sensitivity.sweep_layers` over every site group; the full-precision pass and the prefix cache
+:func:`qdmodels.eval.sensitivity.sweep_layers` over every site group; the full-precision pass and the prefix cache
 are built once inside the job and shared by all its site groups.
 
 Examples
@@ -60,7 +60,7 @@ def job_id(content: dict[str, Any]) -> str:
 
 
 class ModelSpec(BaseModel):
-    """A model of the sweep: anything :func:`qdmodels.loading.load_model` accepts, or ``tiny:<family>``.
+    """A model of the sweep: anything :func:`qdmodels.models.loading.load_model` accepts, or ``tiny:<family>``.
 
     A plain string in YAML is read as ``{name: <string>}``.
     """
@@ -83,11 +83,11 @@ class ModelSpec(BaseModel):
         if not self.name.strip():
             raise ValueError("`models[].name` must be a non-empty string.")
         if self.name.startswith("tiny:"):
-            from qdmodels.testing import FAMILIES
+            from qdmodels.models.tiny import FAMILIES
 
             fam = self.name.split(":", 1)[1]
             if fam not in FAMILIES:
-                from qdstats._validation import did_you_mean
+                from qdstats.validation import did_you_mean
 
                 raise ValueError(f"`models[].name` {self.name!r} names an unknown tiny family {fam!r}."
                                  + did_you_mean(fam, FAMILIES) + f" Allowed: {', '.join(FAMILIES)}.")
@@ -162,8 +162,8 @@ class SweepSpec(BaseModel):
     name : str
         Label of the sweep.
     kind : {'eval', 'layer_sweep'}, default 'eval'
-        ``'eval'``: per-sentence bits per byte under every condition (:func:`qdmodels.evaluation.evaluate`);
-        ``'layer_sweep'``: one-site-group-at-a-time sensitivity (:func:`qdmodels.sensitivity.sweep_layers`).
+        ``'eval'``: per-sentence bits per byte under every condition (:func:`qdmodels.eval.scoring.evaluate`);
+        ``'layer_sweep'``: one-site-group-at-a-time sensitivity (:func:`qdmodels.eval.sensitivity.sweep_layers`).
     models : list of str or ModelSpec
         At least one.
     corpus : {'ntrex128', 'inline'}, default 'ntrex128'
@@ -184,7 +184,7 @@ class SweepSpec(BaseModel):
         PruneSpec keys (``'2:4'``, ``'unstructured-0.5'``).
     calibration : list of str, default ['none']
         Calibration sets. Sweeps run the calibration-free methods (RTN, MSE clipping, magnitude pruning), so
-        only ``'none'`` is accepted today; calibrated GPTQ (:mod:`qdmodels.calibrated`) is not wired in yet.
+        only ``'none'`` is accepted today; calibrated GPTQ (:mod:`qdmodels.compress.gptq`) is not wired in yet.
         The axis exists so that specs and job ids stay stable when it is (``'none'`` adds nothing to the
         condition).
     seeds : list of int, default [0]
@@ -196,7 +196,7 @@ class SweepSpec(BaseModel):
         models); pinning it makes records bit-identical across executors and worker counts. It is part of
         the job id. Use ``workers`` for parallelism; raise ``threads`` for one large model on many cores.
     granularity, layers, n_resamples, confidence_level, prefix_cache
-        layer_sweep options, as in :func:`qdmodels.sensitivity.sweep_layers`.
+        layer_sweep options, as in :func:`qdmodels.eval.sensitivity.sweep_layers`.
     data_dir : str, optional
         Data directory (not part of job ids).
 
@@ -234,7 +234,7 @@ class SweepSpec(BaseModel):
     @field_validator("schemes")
     @classmethod
     def _schemes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from qdmodels.quantization import QuantScheme
+        from qdmodels.compress.scheme import QuantScheme
 
         out = []
         for k in v:
@@ -246,7 +246,7 @@ class SweepSpec(BaseModel):
     @field_validator("protect")
     @classmethod
     def _protect(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from qdmodels.quantization import ProtectionPlan
+        from qdmodels.compress.scheme import ProtectionPlan
 
         out = tuple(ProtectionPlan.parse(k).key for k in v)
         if len(set(out)) != len(out):
@@ -256,7 +256,7 @@ class SweepSpec(BaseModel):
     @field_validator("prune")
     @classmethod
     def _prune(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from qdmodels.pruning import PruneSpec
+        from qdmodels.compress.pruning import PruneSpec
 
         out = tuple("none" if k == "none" else PruneSpec.parse(k).key for k in v)
         if len(set(out)) != len(out):
@@ -270,8 +270,8 @@ class SweepSpec(BaseModel):
         if bad:
             raise ValueError(
                 f"`calibration` must be ['none']; got {list(v)}. Sweeps run the calibration-free methods of "
-                "qdmodels.quantization/pruning (RTN, MSE clipping, magnitude pruning); calibrated GPTQ "
-                "(qdmodels.calibrated) is not wired into sweeps yet: use `qd calibrate` for it."
+                "qdmodels.compress.rtn/pruning (RTN, MSE clipping, magnitude pruning); calibrated GPTQ "
+                "(qdmodels.compress.gptq) is not wired into sweeps yet: use `qd calibrate` for it."
             )
         return v
 
@@ -379,7 +379,8 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     FileNotFoundError
         No such file.
     ValueError
-        Not a YAML mapping, or a spec that fails validation (the message names the field).
+        Not UTF-8, malformed YAML or a tag that safe loading refuses (``!!python/object``: the message names the file,
+        line and column), not a YAML mapping, or a spec that fails validation (the message names the field).
     """
     import yaml
     from pydantic import ValidationError
@@ -387,7 +388,15 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"`spec` file not found: {p}")
-    data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"`spec` {p} is not UTF-8 text (byte {exc.start}).") from None
+    except yaml.YAMLError as exc:  # malformed YAML, or a tag safe_load refuses (e.g. !!python/object)
+        where = getattr(exc, "problem_mark", None)
+        at = f":{where.line + 1}:{where.column + 1}" if where is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"`spec` {p}{at}: not a valid sweep spec YAML: {what}.") from None
     if not isinstance(data, dict):
         raise ValueError(f"`spec` {p} must be a YAML mapping; got {type(data).__name__}.")  # noqa: TRY004 - file content, not an argument type
     try:

@@ -6,6 +6,10 @@ Layout of ``<out>/``::
     jobs/<job_id>.jsonl       records of a finished job (written with write_records(mode='w'): temp file + rename)
     jobs/<job_id>.failed.jsonl  FailedMeasurement record(s) of a job that raised
     records.jsonl             all finished jobs merged, in job order (qd sweep run writes it at the end)
+    .lock                     held (an OS file lock, released when the process ends, even killed) while a run writes
+
+Two runs on one directory would race on the same job files and clean up each other's temp files: the second run
+fails at once with :class:`SweepLockedError` naming the holder's pid.
 
 A job is **done** when ``<job_id>.jsonl`` exists and parses as records; a torn or corrupt file (which the
 atomic rename makes impossible short of disk corruption) counts as pending and is recomputed. A job is
@@ -16,8 +20,9 @@ included) loses at most the jobs that were running.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,7 +38,11 @@ from qdstats.records import (
     write_records,
 )
 
-__all__ = ["JobState", "JobStore", "SweepStatus", "merge_records", "sweep_status"]
+__all__ = ["JobState", "JobStore", "SweepLockedError", "SweepStatus", "merge_records", "sweep_status"]
+
+
+class SweepLockedError(ValueError):
+    """Another run holds the sweep's output directory (a usage error: wait for it or choose another ``out``)."""
 
 JobState = Literal["done", "failed", "pending"]
 
@@ -136,6 +145,39 @@ class JobStore:
 
     def write_spec(self, spec: SweepSpec) -> Path:
         return atomic_write_text(self.out / "spec.json", canonical_json(spec.model_dump(mode="json")) + "\n")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ``<out>/.lock`` for the block; raise :class:`SweepLockedError` if another process holds it.
+
+        An advisory ``flock`` on POSIX (released by the OS when the holder exits, so a killed run leaves no stale
+        lock); elsewhere no lock is taken.
+        """
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no locking
+            yield
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / ".lock"
+        fh = open(path, "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise SweepLockedError(
+                    f"`out` {str(self.out)!r} is in use by another sweep run (pid {holder}); wait for it to finish or "
+                    "choose another output directory."
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            yield
+        finally:
+            fh.close()  # closing the descriptor releases the lock
 
     def clean_temp_files(self) -> int:
         """Remove temp files left by writes that a crash interrupted (``.<name>.*.tmp``); returns the count."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qdmodels.jobs.spec import Job, ModelSpec
-from qdstats.records import FailedMeasurement, Measurement, Record
+from qdstats.records import FailedMeasurement, Record
 
 __all__ = ["JobOutcome", "get_model", "init_worker", "job_items", "run_job"]
 
@@ -53,11 +53,11 @@ def get_model(spec: ModelSpec) -> Any:
         _MODEL_CACHE.clear()
         _LOADS["n"] += 1
         if spec.name.startswith("tiny:"):
-            from qdmodels.testing import tiny_model
+            from qdmodels.models.tiny import tiny_model
 
             lm = tiny_model(spec.name.split(":", 1)[1], seed=spec.seed or 0, n_layers=spec.n_layers or 2)  # type: ignore[arg-type]
         else:
-            from qdmodels.loading import load_model
+            from qdmodels.models.loading import load_model
 
             lm = load_model(spec.name, revision=spec.revision, dtype=spec.dtype)
         _MODEL_CACHE[key] = lm
@@ -70,9 +70,9 @@ def model_loads() -> int:
 
 
 def job_items(job: Job, data_dir: str | None = None) -> list[Any]:
-    """The items of a job: inline texts wrapped by :func:`~qdmodels.evaluation.text_items`, or NTREX lines."""
+    """The items of a job: inline texts wrapped by :func:`~qdmodels.eval.encoding.text_items`, or NTREX lines."""
     if job.corpus == "inline":
-        from qdmodels.evaluation import text_items
+        from qdmodels.eval.encoding import text_items
 
         texts = list(job.texts or ())
         if job.limit is not None:
@@ -85,8 +85,8 @@ def job_items(job: Job, data_dir: str | None = None) -> list[Any]:
 
 
 def _condition(job: Job) -> Any:
-    from qdmodels.evaluation import EvalCondition
-    from qdmodels.pruning import compressed
+    from qdmodels.compress.conditions import EvalCondition
+    from qdmodels.compress.pruning import compressed
 
     c = job.condition
     scheme = None if c["scheme"] == "fp32" else c["scheme"]
@@ -120,11 +120,11 @@ def _compute(job: Job, data_dir: str | None) -> list[Record]:
     lm = get_model(job.model)
     items = job_items(job, data_dir)
     if job.kind == "eval":
-        from qdmodels.evaluation import evaluate_conditions
+        from qdmodels.eval.scoring import evaluate_conditions
 
         res = evaluate_conditions(lm, items, [_condition(job)], batch_size=int(job.params["batch_size"]), progress=False)
         return [r for er in res.values() for r in er.records]
-    from qdmodels.sensitivity import sweep_layers
+    from qdmodels.eval.sensitivity import sweep_layers
 
     p = job.params
     res = sweep_layers(lm, items, job.condition["scheme"], granularity=p["granularity"], layers=p["layers"],
@@ -148,7 +148,7 @@ def run_job(job: Job | dict[str, Any], data_dir: str | None = None) -> JobOutcom
     JobOutcome
         ``ok=True`` with the records, or ``ok=False`` with FailedMeasurement record(s): the job's exception
         (type, message, traceback; ``input`` holds the job id and content so it can be retried), or the
-        unit failures that :func:`~qdmodels.sensitivity.sweep_layers` recorded.
+        unit failures that :func:`~qdmodels.eval.sensitivity.sweep_layers` recorded.
     """
     if not isinstance(job, Job):
         job = Job.model_validate(job)
@@ -166,8 +166,3 @@ def run_job(job: Job | dict[str, Any], data_dir: str | None = None) -> JobOutcom
             input={"job_id": job.id, "job": job.content()},
         )
         return JobOutcome(job.id, False, [fail], time.perf_counter() - t0, model_loads=model_loads() - loads0)
-
-
-def outcome_records_ok(outcome: JobOutcome) -> list[Measurement]:
-    """The Measurements of a successful outcome (type-narrowing helper)."""
-    return [r for r in outcome.records if isinstance(r, Measurement)]

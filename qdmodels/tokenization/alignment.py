@@ -28,13 +28,14 @@ import numpy as np
 from qdmodels.corpora.types import SegmentedWord, Sentence
 from qdmodels.tokenization.loading import LoadedTokenizer, load_tokenizer
 from qdmodels.tokenization.offsets import token_byte_spans, token_bytes
-from qdstats._validation import (
+from qdstats.records import CorpusRef, Measurement
+from qdstats.results import ci_attributes
+from qdstats.validation import (
     DegenerateDataWarning,
     check_confidence_level,
     check_int,
     check_option,
 )
-from qdstats.records import CorpusRef, Measurement
 
 __all__ = [
     "AlignMode",
@@ -551,8 +552,7 @@ def alignment_summary(
             elif n_resamples > 0 and len(np.unique(cl)) >= 2:
                 res = cluster_bootstrap_ci(v, cl.astype(str), statistic="mean", kind="percentile",
                                            confidence_level=confidence_level, n_resamples=n_resamples, rng=gen)
-                attrs.update(ci_low=res.ci.low, ci_high=res.ci.high, ci_level=confidence_level,
-                             ci_method=res.ci.method, n_clusters=int(res.n_units["clusters"]))
+                attrs.update(ci_attributes(res.ci, n_clusters=int(res.n_units["clusters"])))
                 warn = tuple(res.warnings)
                 if math.isnan(res.ci.low) or math.isnan(res.ci.high):
                     warn = warn + ("bootstrap CI undefined (a resample had no eligible boundary).",)

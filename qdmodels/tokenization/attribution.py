@@ -1,7 +1,7 @@
 """Word-level damage attribution: per-word change in NLL between full precision and a compressed condition.
 
 Input is the per-token log-probabilities of one sentence under both conditions, each token with its UTF-8
-byte span (:class:`TokenLogprobs`, which :class:`qdmodels.evaluation.TokenLogprobs` already satisfies), and the
+byte span (:class:`TokenLogprobs`, which :class:`qdmodels.eval.scoring.TokenLogprobs` already satisfies), and the
 sentence's words (:class:`~qdmodels.corpora.types.Sentence`). Output is one tidy row (and record) per word,
 with the covariates of the within-language design: ``ΔNLL ~ alignment + log-frequency + length + position +
 (1 | sentence)``.
@@ -20,8 +20,8 @@ import pandas as pd
 
 from qdmodels.corpora.types import Sentence
 from qdmodels.tokenization.alignment import WordAlignment
-from qdstats._validation import DegenerateDataWarning, check_option
 from qdstats.records import CorpusRef, Measurement, ModelRef
+from qdstats.validation import DegenerateDataWarning, check_option
 
 __all__ = [
     "AssignRule",
@@ -40,7 +40,7 @@ _ROUTINE = "qdmodels.tokenization.attribution"
 
 @runtime_checkable
 class TokenLogprobsLike(Protocol):
-    """Anything with ``item_id``, ``byte_spans`` and ``logprobs`` (e.g. ``qdmodels.evaluation.TokenLogprobs``)."""
+    """Anything with ``item_id``, ``byte_spans`` and ``logprobs`` (e.g. ``qdmodels.eval.scoring.TokenLogprobs``)."""
 
     item_id: str
     byte_spans: tuple[tuple[int, int], ...]
@@ -174,7 +174,7 @@ def word_damage(
 
     Parameters
     ----------
-    full, compressed : TokenLogprobs or qdmodels.evaluation.TokenLogprobs
+    full, compressed : TokenLogprobs or qdmodels.eval.scoring.TokenLogprobs
         Per-token log-probs of the same tokenization of ``sentence.text`` under full precision and the
         compressed condition (same byte spans required).
     sentence : Sentence

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from tokenizers import Tokenizer
 
-from qdstats._validation import UnknownNameError, did_you_mean
 from qdstats.records import ModelRef
+from qdstats.validation import UnknownNameError, did_you_mean
 
 __all__ = ["KNOWN_TOKENIZERS", "LoadedTokenizer", "TokenizerKind", "data_dir", "load_tokenizer"]
 

@@ -14,9 +14,10 @@ import pandas as pd
 
 from qdmodels.tokenization.loading import LoadedTokenizer, load_tokenizer
 from qdmodels.tokenization.offsets import token_byte_spans
-from qdstats._validation import DegenerateDataWarning, check_confidence_level, check_int
 from qdstats.records import CorpusRef, Measurement
 from qdstats.records.refs import LANGUAGE_PATTERN
+from qdstats.results import ci_attributes
+from qdstats.validation import DegenerateDataWarning, check_confidence_level, check_int
 
 __all__ = [
     "NON_WHITESPACE_SCRIPTS",
@@ -218,7 +219,7 @@ def _unpack(items: Any, label: str) -> tuple[list[str], list[str], list[str], Co
 
 
 def _ratio_ci(num: np.ndarray, den: np.ndarray, clusters: list[str], *, n_resamples: int, confidence_level: float,
-              rng: Any) -> tuple[float, float, str, tuple[str, ...], int]:
+              rng: Any, stacklevel: int = 3) -> tuple[Any, tuple[str, ...], int]:
     from qdstats.resampling import cluster_bootstrap_ci
 
     def ratio(idx: np.ndarray, _ids: np.ndarray) -> float:
@@ -232,8 +233,8 @@ def _ratio_ci(num: np.ndarray, den: np.ndarray, clusters: list[str], *, n_resamp
             confidence_level=confidence_level, n_resamples=n_resamples, rng=rng,
         )
     for w in caught:
-        warnings.warn(str(w.message), w.category, stacklevel=3)
-    return res.ci.low, res.ci.high, res.ci.method, tuple(res.warnings), int(res.n_units["clusters"])
+        warnings.warn(str(w.message), w.category, stacklevel=stacklevel)
+    return res.ci, tuple(res.warnings), int(res.n_units["clusters"])
 
 
 def parity_table(
@@ -317,6 +318,50 @@ def parity_table(
     >>> [r.value for r in recs if r.quantity == "tok.premium_vs_reference" and r.language == "deu_Latn"]
     [2.0]
     """
+    lt, per_lang, n_resamples, confidence_level = _parity_table_iv(tokenizer, items_by_language, reference,
+                                                                   n_resamples, confidence_level)
+    counts = {label: [text_stats(lt, t) for t in d.texts] for label, d in per_lang.items()}
+    ref = per_lang[reference]
+    ref_tok = dict(zip(ref.ids, (s.n_tokens for s in counts[reference])))
+    ref_bytes = dict(zip(ref.ids, (s.n_bytes for s in counts[reference])))
+    cond = {"tokenizer_kind": lt.kind, "special_tokens": False}
+    out: list[Measurement] = []
+    for label, d in per_lang.items():
+        stats = counts[label]
+        tot = {f: int(sum(getattr(s, f) for s in stats)) for f in TextStats.__dataclass_fields__}
+        rec = _Recorder(attrs={**tot, "label": label},
+                        common={"model": lt.ref, "language": d.language, "corpus": corpus or d.corpus,
+                                "condition": cond, "routine": _ROUTINE})
+        _ratio_records(rec, lt, tot, len(stats))
+        _fertility_record(rec, d.language, tot, len(stats))
+        shared = [i for i, iid in enumerate(d.ids) if iid in ref_tok]
+        num = np.array([stats[i].n_tokens for i in shared], dtype=float)
+        den = np.array([ref_tok[d.ids[i]] for i in shared], dtype=float)
+        numb = np.array([stats[i].n_bytes for i in shared], dtype=float)
+        denb = np.array([ref_bytes[d.ids[i]] for i in shared], dtype=float)
+        clusters = [d.docs[i] for i in shared]
+        ci_opts = {"n_resamples": n_resamples if label != reference else 0, "confidence_level": confidence_level,
+                   "rng": rng}
+        _premium_records(rec, label, reference, len(stats), (num, den), (numb, denb), clusters, **ci_opts)
+        out.extend(rec.records)
+    return out
+
+
+@dataclass(frozen=True)
+class _Labelled:
+    """The unpacked items of one label of ``items_by_language``."""
+
+    ids: list[str]
+    docs: list[str]
+    texts: list[str]
+    corpus: CorpusRef | None
+    language: str
+
+
+def _parity_table_iv(
+    tokenizer: Any, items_by_language: Any, reference: str, n_resamples: int, confidence_level: float,
+) -> tuple[LoadedTokenizer, dict[str, _Labelled], int, float]:
+    """Input validation of :func:`parity_table`: the tokenizer, options and every label's items (unpacked)."""
     lt: LoadedTokenizer = load_tokenizer(tokenizer)
     if not isinstance(items_by_language, Mapping):
         raise TypeError(f"`items_by_language` must be a mapping of language -> items; got {type(items_by_language).__name__}.")
@@ -324,78 +369,90 @@ def parity_table(
         raise ValueError(f"`reference` {reference!r} must be a key of `items_by_language`; got keys {sorted(items_by_language)[:10]}.")
     n_resamples = check_int(n_resamples, "n_resamples", minimum=0)
     confidence_level = check_confidence_level(confidence_level)
-    per_lang: dict[str, dict[str, Any]] = {}
-    for label, items in items_by_language.items():
-        ids, docs, texts, cref, language = _unpack(items, label)
-        stats = [text_stats(lt, t) for t in texts]
-        per_lang[label] = {"ids": ids, "docs": docs, "stats": stats, "corpus": cref, "language": language}
-    ref = per_lang[reference]
-    ref_tok = dict(zip(ref["ids"], (s.n_tokens for s in ref["stats"])))
-    ref_bytes = dict(zip(ref["ids"], (s.n_bytes for s in ref["stats"])))
-    out: list[Measurement] = []
-    cond = {"tokenizer_kind": lt.kind, "special_tokens": False}
+    per_lang = {label: _Labelled(*_unpack(items, label)) for label, items in items_by_language.items()}
+    ref_ids = set(per_lang[reference].ids)
     for label, d in per_lang.items():
-        stats: list[TextStats] = d["stats"]
-        lang = d["language"]
-        if not stats:
+        if not d.ids:
             raise ValueError(f"`items_by_language[{label!r}]` is empty.")
-        tot = {f: int(sum(getattr(s, f) for s in stats)) for f in TextStats.__dataclass_fields__}
-        attrs: dict[str, Any] = {**tot, "label": label}
-        common: dict[str, Any] = {"model": lt.ref, "language": lang, "corpus": corpus or d["corpus"], "condition": cond,
-                                      "routine": _ROUTINE}
-
-        def rec(q: str, value: float, n: int, warn: tuple[str, ...] = (), extra: dict[str, Any] | None = None,
-                attrs: dict[str, Any] = attrs, common: dict[str, Any] = common) -> None:
-            out.append(Measurement(quantity=q, value=value, n=n, warnings=warn,
-                                   attributes={**attrs, **(extra or {})}, **common))
-
-        n_items = len(stats)
-        rec("tok.tokens_per_sentence", tot["n_tokens"] / n_items, n_items)
-        if tot["n_tokens"] > 0:
-            rec("tok.bytes_per_token", tot["n_bytes"] / tot["n_tokens"], n_items)
-            rec("tok.chars_per_token", tot["n_chars"] / tot["n_tokens"], n_items)
-            rec("tok.unk_fraction", tot["n_unk"] / tot["n_tokens"], n_items,
-                extra={"has_unk_token": lt.unk_id is not None})
-            rec("tok.partial_char_fraction", tot["n_partial_char"] / tot["n_tokens"], n_items)
-            if lt.byte_fallback:
-                rec("tok.byte_fallback_fraction", tot["n_byte_fallback"] / tot["n_tokens"], n_items)
-        # fertility
-        if not is_whitespace_delimited(lang):
-            msg = (f"fertility undefined for {lang}: script {lang.split('_')[1]} does not separate words with spaces "
-                   "(no segmenter used).")
-            warnings.warn(msg, DegenerateDataWarning, stacklevel=2)
-            rec("tok.fertility", math.nan, n_items, (msg,))
-        elif tot["n_words"] > 0:
-            rec("tok.fertility", tot["n_tokens"] / tot["n_words"], n_items)
-        # premiums on shared items
-        shared = [i for i, iid in enumerate(d["ids"]) if iid in ref_tok]
-        warn: tuple[str, ...] = ()
-        if len(shared) < n_items:
-            msg = f"{n_items - len(shared)} item(s) of {label} have no {reference} counterpart and are left out of its premium."
-            warnings.warn(msg, DegenerateDataWarning, stacklevel=2)
-            warn = (msg,)
-        if not shared:
+        if not ref_ids.intersection(d.ids):
             raise ValueError(f"`items_by_language[{label!r}]` shares no item ids with the reference {reference!r}.")
-        num = np.array([stats[i].n_tokens for i in shared], dtype=float)
-        den = np.array([ref_tok[d["ids"][i]] for i in shared], dtype=float)
-        numb = np.array([stats[i].n_bytes for i in shared], dtype=float)
-        denb = np.array([ref_bytes[d["ids"][i]] for i in shared], dtype=float)
-        extra: dict[str, Any] = {"reference": reference, "n_tokens_reference": int(den.sum()),
-                                 "n_bytes_reference": int(denb.sum()), "n_shared_items": len(shared)}
-        if den.sum() == 0:
-            msg = f"reference {reference} has no tokens on the items shared with {label}; premium undefined."
-            warnings.warn(msg, DegenerateDataWarning, stacklevel=2)
-            rec("tok.premium_vs_reference", math.nan, len(shared), warn + (msg,), extra)
-            continue
-        pw = warn
-        if n_resamples > 0 and label != reference:
-            lo, hi, meth, bw, ncl = _ratio_ci(num, den, [d["docs"][i] for i in shared], n_resamples=n_resamples,
-                                             confidence_level=confidence_level, rng=rng)
-            extra.update(ci_low=lo, ci_high=hi, ci_level=confidence_level, ci_method=meth, n_clusters=ncl)
-            pw = warn + bw
-        rec("tok.premium_vs_reference", float(num.sum() / den.sum()), len(shared), pw, extra)
-        rec("tok.byte_premium_vs_reference", float(numb.sum() / denb.sum()), len(shared), warn, extra)
-    return out
+    return lt, per_lang, n_resamples, confidence_level
+
+
+class _Recorder:
+    """Collects the records of one label: shared attributes and fields, plus per-record extras."""
+
+    def __init__(self, attrs: dict[str, Any], common: dict[str, Any]) -> None:
+        self.attrs = attrs
+        self.common = common
+        self.records: list[Measurement] = []
+
+    def __call__(self, q: str, value: float, n: int, warn: tuple[str, ...] = (),
+                 extra: dict[str, Any] | None = None) -> None:
+        self.records.append(Measurement(quantity=q, value=value, n=n, warnings=warn,
+                                        attributes={**self.attrs, **(extra or {})}, **self.common))
+
+
+def _ratio_records(rec: _Recorder, lt: LoadedTokenizer, tot: Mapping[str, int], n_items: int) -> None:
+    """Tokens per sentence and the per-token ratios of totals (bytes, chars, UNK, partial chars, byte fallback)."""
+    rec("tok.tokens_per_sentence", tot["n_tokens"] / n_items, n_items)
+    if tot["n_tokens"] > 0:
+        rec("tok.bytes_per_token", tot["n_bytes"] / tot["n_tokens"], n_items)
+        rec("tok.chars_per_token", tot["n_chars"] / tot["n_tokens"], n_items)
+        rec("tok.unk_fraction", tot["n_unk"] / tot["n_tokens"], n_items,
+            extra={"has_unk_token": lt.unk_id is not None})
+        rec("tok.partial_char_fraction", tot["n_partial_char"] / tot["n_tokens"], n_items)
+        if lt.byte_fallback:
+            rec("tok.byte_fallback_fraction", tot["n_byte_fallback"] / tot["n_tokens"], n_items)
+
+
+def _fertility_record(rec: _Recorder, lang: str, tot: Mapping[str, int], n_items: int) -> None:
+    """Tokens per whitespace word (NaN with a warning for scripts without spaces; none without words)."""
+    if not is_whitespace_delimited(lang):
+        msg = (f"fertility undefined for {lang}: script {lang.split('_')[1]} does not separate words with spaces "
+               "(no segmenter used).")
+        warnings.warn(msg, DegenerateDataWarning, stacklevel=3)  # the caller of parity_table
+        rec("tok.fertility", math.nan, n_items, (msg,))
+    elif tot["n_words"] > 0:
+        rec("tok.fertility", tot["n_tokens"] / tot["n_words"], n_items)
+
+
+def _premium_records(
+    rec: _Recorder, label: str, reference: str, n_items: int, tokens: tuple[np.ndarray, np.ndarray],
+    nbytes: tuple[np.ndarray, np.ndarray], clusters: list[str], *, n_resamples: int, confidence_level: float,
+    rng: Any,
+) -> None:
+    """Token premium (ratio of sums over the shared items, optional cluster CI) and byte premium vs the reference."""
+    (num, den), (numb, denb) = tokens, nbytes
+    n_shared = len(clusters)
+    warn: tuple[str, ...] = ()
+    if n_shared < n_items:
+        msg = f"{n_items - n_shared} item(s) of {label} have no {reference} counterpart and are left out of its premium."
+        warnings.warn(msg, DegenerateDataWarning, stacklevel=3)
+        warn = (msg,)
+    extra: dict[str, Any] = {"reference": reference, "n_tokens_reference": int(den.sum()),
+                             "n_bytes_reference": int(denb.sum()), "n_shared_items": n_shared}
+    if den.sum() == 0:
+        msg = f"reference {reference} has no tokens on the items shared with {label}; premium undefined."
+        warnings.warn(msg, DegenerateDataWarning, stacklevel=3)
+        rec("tok.premium_vs_reference", math.nan, n_shared, warn + (msg,), extra)
+        return
+    pw, premium_extra = warn, dict(extra)
+    n_clusters = len(set(clusters))
+    if n_resamples > 0 and n_clusters < 2:  # degenerate but legal (e.g. --limit within one document): no interval
+        msg = (f"{label}: the shared items come from {n_clusters} document(s); a cluster-bootstrap interval needs at "
+               "least 2, so the premium has no CI.")
+        warnings.warn(msg, DegenerateDataWarning, stacklevel=3)
+        premium_extra.update(ci_attributes(None, level=confidence_level, n_clusters=n_clusters))
+        pw = warn + (msg,)
+    elif n_resamples > 0:
+        ci, bw, ncl = _ratio_ci(num, den, clusters, n_resamples=n_resamples, confidence_level=confidence_level,
+                                rng=rng, stacklevel=4)
+        premium_extra.update(ci_attributes(ci, n_clusters=ncl))
+        pw = warn + bw
+    rec("tok.premium_vs_reference", float(num.sum() / den.sum()), n_shared, pw, premium_extra)
+    # the byte premium has no interval of its own: it must not carry the token premium's CI
+    rec("tok.byte_premium_vs_reference", float(numb.sum() / denb.sum()), n_shared, warn, dict(extra))
 
 
 def parity_frame(records: Sequence[Measurement]) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from qdstats._validation import UnknownNameError, did_you_mean
+from qdstats.validation import UnknownNameError, did_you_mean
 from qdstats.claims.grading import GradeInput, grade_claim
 from qdstats.claims.registry import ClaimContext, InsufficientDataError, get_test
 from qdstats.claims.spec import (
@@ -303,12 +303,11 @@ def _failed_key(r: FailedMeasurement) -> str:
 def load_record_files(paths: Sequence[str | os.PathLike[str]]) -> list[Measurement | FailedMeasurement]:
     """Read JSONL (``.jsonl``/``.json``) and Parquet (``.parquet``) record files, in the given order."""
     out: list[Measurement | FailedMeasurement] = []
-    for p in paths:
-        p = Path(p)
-        if p.suffix == ".parquet":
-            out.extend(read_parquet(p))
+    for path in map(Path, paths):
+        if path.suffix == ".parquet":
+            out.extend(read_parquet(path))
         else:
-            out.extend(read_records(p))
+            out.extend(read_records(path))
     return out
 
 

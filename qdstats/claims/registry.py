@@ -18,7 +18,7 @@ Usage (this docstring is the guide, as in lm-eval's ``api/registry.py``)::
     def my_test(data, params: MyParams, ctx: ClaimContext) -> StatResult:
         ...
 
-Unknown names raise :class:`~qdstats._validation.UnknownNameError` with a did-you-mean suggestion and the
+Unknown names raise :class:`~qdstats.validation.UnknownNameError` with a did-you-mean suggestion and the
 registered names. The registry is thread-safe (one re-entrant lock guards every read and write), rejects a
 second registration under the same name, and can be frozen.
 """
@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from qdstats._validation import UnknownNameError, did_you_mean
+from qdstats.validation import UnknownNameError, did_you_mean
 from qdstats.results import StatResult
 
 __all__ = [

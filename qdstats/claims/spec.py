@@ -38,8 +38,8 @@ from pydantic import (
     model_validator,
 )
 
-from qdstats._typing import Alternative
-from qdstats._validation import did_you_mean
+from qdstats.options import Alternative
+from qdstats.validation import did_you_mean
 from qdstats.claims.registry import get_test
 from qdstats.quantities import get_quantity
 
@@ -255,6 +255,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec file ({exc}).") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise SpecError(f"{path}:{line}: not UTF-8 text (byte {exc.start}).") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qdstats._validation import UnknownNameError, WarningCollector, did_you_mean
+from qdstats.validation import UnknownNameError, WarningCollector, did_you_mean
 from qdstats.claims.registry import (
     ClaimContext,
     InsufficientDataError,
@@ -244,14 +244,14 @@ class DiDParams(_P):
 
 @register_test("diff_in_diff", params=DiDParams, roles=("y",),
                description="Per-language difference in differences vs a reference language (qdstats.disparity.diff_in_diff).")
-def diff_in_diff_test(data: pd.DataFrame, p: DiDParams, ctx: ClaimContext) -> StatResult:
+def diff_in_diff_test(data: pd.DataFrame, params: DiDParams, ctx: ClaimContext) -> StatResult:
     """Δ_target − Δ_reference on paired per-item data, via :func:`qdstats.disparity.diff_in_diff`.
 
     Parameters
     ----------
     data : pandas.DataFrame
         Selected records (:func:`qdstats.records.to_frame` columns plus ``role``).
-    p : DiDParams
+    params : DiDParams
         Validated parameters (see the class).
     ctx : ClaimContext
         Spec-level settings (alternative, confidence level, resamples, seed).
@@ -275,30 +275,30 @@ def diff_in_diff_test(data: pd.DataFrame, p: DiDParams, ctx: ClaimContext) -> St
     """
     from qdstats.disparity import diff_in_diff
 
-    df = _pair_frame(_filter_model(_role(data, "y"), p.model))
+    df = _pair_frame(_filter_model(_role(data, "y"), params.model))
     if df["model.model_id"].nunique() > 1:
         raise ValueError(
             f"`params.model` is required: the selection holds {df['model.model_id'].nunique()} models "
             f"({sorted(map(str, df['model.model_id'].unique()))}); diff_in_diff compares languages within one model."
         )
-    for lang, what in ((p.target, "target"), (p.reference, "reference")):
+    for lang, what in ((params.target, "target"), (params.reference, "reference")):
         if lang not in set(df["language"]):
             raise InsufficientDataError(f"`params.{what}` language {lang!r} has no selected records.")
-    full = subset(df, p.baseline, "params.baseline").assign(_cond="full")
-    comp = subset(df, p.treatment, "params.treatment").assign(_cond="compressed")
+    full = subset(df, params.baseline, "params.baseline").assign(_cond="full")
+    comp = subset(df, params.treatment, "params.treatment").assign(_cond="compressed")
     if full.empty or comp.empty:
         raise InsufficientDataError(f"no records for `params.{'baseline' if full.empty else 'treatment'}`.")
     long = pd.concat([full, comp], ignore_index=True)
-    cluster_col = resolve_column(long, p.cluster, "params.cluster") if p.cluster else None
+    cluster_col = resolve_column(long, params.cluster, "params.cluster") if params.cluster else None
     cols = ["language", "item_id", "_cond", "value"] + ([cluster_col] if cluster_col else [])
     long = long[cols]
     res = diff_in_diff(
-        long, reference=p.reference, language="language", item="item_id", full="full", compressed="compressed",
-        condition="_cond", value="value", cluster=cluster_col, resampling=p.resampling, kind=p.kind,
+        long, reference=params.reference, language="language", item="item_id", full="full", compressed="compressed",
+        condition="_cond", value="value", cluster=cluster_col, resampling=params.resampling, kind=params.kind,
         confidence_level=ctx.confidence_level, alternative=ctx.alternative, n_resamples=ctx.n_resamples,
         rng=ctx.seed, nan_policy="omit",
     )
-    est = res[p.target]
+    est = res[params.target]
     deltas = (comp.set_index(["language", "item_id"])["value"] - full.set_index(["language", "item_id"])["value"]).dropna()
     by_lang = deltas.groupby(level="language").mean()
     wc = WarningCollector()
@@ -308,10 +308,10 @@ def diff_in_diff_test(data: pd.DataFrame, p: DiDParams, ctx: ClaimContext) -> St
         test="diff_in_diff", estimate_name="did", estimate=est.estimate, ci=est.ci, statistic_name="did",
         statistic=est.estimate, pvalue=est.pvalue, alternative=ctx.alternative, n=est.n,
         n_units={**est.n_units, "languages": int(df["language"].nunique())},
-        variables=(p.target, p.reference), warnings=wc.messages,
-        details={"delta_target": float(by_lang.get(p.target, math.nan)),
-                 "delta_reference": float(by_lang.get(p.reference, math.nan)),
-                 "backend": "qdstats.disparity.diff_in_diff", "resampling": p.resampling, "kind": p.kind,
+        variables=(params.target, params.reference), warnings=wc.messages,
+        details={"delta_target": float(by_lang.get(params.target, math.nan)),
+                 "delta_reference": float(by_lang.get(params.reference, math.nan)),
+                 "backend": "qdstats.disparity.diff_in_diff", "resampling": params.resampling, "kind": params.kind,
                  **{k: v for k, v in est.details.items() if isinstance(v, (int, float, str, bool))}},
     )
 
@@ -330,14 +330,14 @@ class PairedParams(_P):
 
 @register_test("mean_difference_paired", params=PairedParams, roles=("y",),
                description="Mean paired difference treatment − baseline over items (BCa bootstrap, sign-flip permutation).")
-def mean_difference_paired(data: pd.DataFrame, p: PairedParams, ctx: ClaimContext) -> StatResult:
+def mean_difference_paired(data: pd.DataFrame, params: PairedParams, ctx: ClaimContext) -> StatResult:
     """Mean over items of (treatment − baseline); items averaged over languages/models first.
 
     Parameters
     ----------
     data : pandas.DataFrame
         Selected records (:func:`qdstats.records.to_frame` columns plus ``role``).
-    p : PairedParams
+    params : PairedParams
         Validated parameters (see the class).
     ctx : ClaimContext
         Spec-level settings (alternative, confidence level, resamples, seed).
@@ -364,13 +364,13 @@ def mean_difference_paired(data: pd.DataFrame, p: PairedParams, ctx: ClaimContex
     :func:`qdstats.resampling.cluster_bootstrap_ci` and of :func:`qdstats.resampling.paired_permutation_test` on
     cluster sums (rtol 1e-12); the resampling functions are validated in qdstats.resampling.
     """
-    df = _pair_frame(_filter_model(_role(data, "y"), p.model))
-    if p.language is not None:
-        df = df[df["language"] == p.language]
-    pairs = _paired(df, p.treatment, p.baseline, "params.treatment", "params.baseline")
+    df = _pair_frame(_filter_model(_role(data, "y"), params.model))
+    if params.language is not None:
+        df = df[df["language"] == params.language]
+    pairs = _paired(df, params.treatment, params.baseline, "params.treatment", "params.baseline")
     items = _item_means(pairs, ["a", "b"])
-    if p.cluster is not None:
-        return _clustered_mean_diff(df, pairs, items, p, ctx)
+    if params.cluster is not None:
+        return _clustered_mean_diff(df, pairs, items, params, ctx)
     return _resampled_mean_diff(
         items["a"].to_numpy(), items["b"].to_numpy(), test="mean_difference_paired", name="mean_diff", ctx=ctx,
         n_units={"items": len(items), "languages": _count(pairs, "language"), "models": _count(pairs, "model.model_id")},
@@ -379,23 +379,23 @@ def mean_difference_paired(data: pd.DataFrame, p: PairedParams, ctx: ClaimContex
     )
 
 
-def _clustered_mean_diff(df: pd.DataFrame, pairs: pd.DataFrame, items: pd.DataFrame, p: PairedParams,
+def _clustered_mean_diff(df: pd.DataFrame, pairs: pd.DataFrame, items: pd.DataFrame, params: PairedParams,
                          ctx: ClaimContext) -> StatResult:
     """``mean_difference_paired`` with whole clusters of items resampled (CI) and sign-flipped (p)."""
     from qdstats.resampling import cluster_bootstrap_ci, paired_permutation_test
 
-    col = resolve_column(df, p.cluster, "params.cluster")
+    col = resolve_column(df, params.cluster, "params.cluster")
     per_item = df[df["item_id"].isin(items.index)].groupby("item_id")[col].agg(lambda s: s.dropna().unique().tolist())
     bad = per_item[per_item.map(len) != 1]
     if not bad.empty:
         raise ValueError(
-            f"`params.cluster` = {p.cluster!r}: item {bad.index[0]!r} has {len(bad.iloc[0])} cluster values "
+            f"`params.cluster` = {params.cluster!r}: item {bad.index[0]!r} has {len(bad.iloc[0])} cluster values "
             f"({bad.iloc[0]!r}); every item must lie in exactly one cluster.")
     clusters = per_item.map(lambda v: v[0]).reindex(items.index).to_numpy()
     d = (items["a"] - items["b"]).to_numpy(dtype=float)
     n_clusters = len(set(clusters))
     if n_clusters < 2:
-        raise InsufficientDataError(f"mean_difference_paired: {n_clusters} cluster(s) of `{p.cluster}`; at least 2 are needed.")
+        raise InsufficientDataError(f"mean_difference_paired: {n_clusters} cluster(s) of `{params.cluster}`; at least 2 are needed.")
     wc = WarningCollector()
     wc.extend(pairs.attrs["note"])
     sums = items.assign(_c=clusters).groupby("_c", sort=True)[["a", "b"]].sum()
@@ -415,7 +415,7 @@ def _clustered_mean_diff(df: pd.DataFrame, pairs: pd.DataFrame, items: pd.DataFr
                  "models": _count(pairs, "model.model_id")},
         warnings=wc.messages,
         details={"mean_treatment": float(items["a"].mean()), "mean_baseline": float(items["b"].mean()),
-                 "cluster": p.cluster, "ci_backend": "qdstats.resampling.cluster_bootstrap_ci",
+                 "cluster": params.cluster, "ci_backend": "qdstats.resampling.cluster_bootstrap_ci",
                  "standard_error": boot.standard_error,
                  "pvalue_method": "sign-flip permutation of cluster sums (qdstats.resampling.paired_permutation_test)",
                  "permutation_exact": perm.exact, "n_resamples": ctx.n_resamples, "seed": ctx.seed},
@@ -435,14 +435,14 @@ class InteractionParams(_P):
 
 @register_test("interaction", params=InteractionParams, roles=("y",),
                description="Super-additivity Δ(both) − Δ(first) − Δ(second), paired by item (BCa bootstrap, sign-flip permutation).")
-def interaction(data: pd.DataFrame, p: InteractionParams, ctx: ClaimContext) -> StatResult:
+def interaction(data: pd.DataFrame, params: InteractionParams, ctx: ClaimContext) -> StatResult:
     """Interaction contrast per item: (both − base) − (first − base) − (second − base) = both − first − second + base.
 
     Parameters
     ----------
     data : pandas.DataFrame
         Selected records (:func:`qdstats.records.to_frame` columns plus ``role``).
-    p : InteractionParams
+    params : InteractionParams
         Validated parameters (see the class).
     ctx : ClaimContext
         Spec-level settings (alternative, confidence level, resamples, seed).
@@ -464,10 +464,10 @@ def interaction(data: pd.DataFrame, p: InteractionParams, ctx: ClaimContext) -> 
     Per item the contrast is averaged over the selected languages and models before resampling.
     Validated against: closed form (mean of the per-item contrast, rtol 1e-10); planted interaction recovered.
     """
-    df = _pair_frame(_filter_model(_role(data, "y"), p.model))
-    if p.language is not None:
-        df = df[df["language"] == p.language]
-    vals = {k: _level_values(df, getattr(p, k), f"params.{k}") for k in ("base", "first", "second", "both")}
+    df = _pair_frame(_filter_model(_role(data, "y"), params.model))
+    if params.language is not None:
+        df = df[df["language"] == params.language]
+    vals = {k: _level_values(df, getattr(params, k), f"params.{k}") for k in ("base", "first", "second", "both")}
     joined = _join(vals, "`params.base`, `params.first`, `params.second`, `params.both`")
     joined["x"] = joined["both"] - joined["first"]
     joined["y"] = joined["second"] - joined["base"]
@@ -493,22 +493,22 @@ class DisparityChangeParams(_P):
     model: str | None = Field(default=None, description="Restrict to one model (model_id or family).")
 
 
-def _disparity_change(data: pd.DataFrame, p: DisparityChangeParams, ctx: ClaimContext, test: str) -> StatResult:
-    df = _pair_frame(_filter_model(_role(data, "y"), p.model))
+def _disparity_change(data: pd.DataFrame, params: DisparityChangeParams, ctx: ClaimContext, test: str) -> StatResult:
+    df = _pair_frame(_filter_model(_role(data, "y"), params.model))
     if df["model.model_id"].nunique() > 1:
         raise ValueError(f"`params.model` is required: the selection holds {df['model.model_id'].nunique()} models.")
-    vals = {k: _level_values(df, getattr(p, k), f"params.{k}") for k in ("baseline", "before", "after")}
+    vals = {k: _level_values(df, getattr(params, k), f"params.{k}") for k in ("baseline", "before", "after")}
     j = _join(vals, "`params.baseline`, `params.before`, `params.after`")
     j["d_before"] = j["before"] - j["baseline"]
     j["d_after"] = j["after"] - j["baseline"]
-    ref = j[j["language"] == p.reference].set_index("item_id")[["d_before", "d_after"]]
+    ref = j[j["language"] == params.reference].set_index("item_id")[["d_before", "d_after"]]
     if ref.empty:
-        raise InsufficientDataError(f"`params.reference` language {p.reference!r} has no paired records.")
-    others = j[j["language"] != p.reference]
-    if p.target is not None:
-        others = others[others["language"] == p.target]
+        raise InsufficientDataError(f"`params.reference` language {params.reference!r} has no paired records.")
+    others = j[j["language"] != params.reference]
+    if params.target is not None:
+        others = others[others["language"] == params.target]
     if others.empty:
-        raise InsufficientDataError(f"no non-reference language ({p.target or 'any'}) has paired records.")
+        raise InsufficientDataError(f"no non-reference language ({params.target or 'any'}) has paired records.")
     per = others.set_index(["language", "item_id"])[["d_before", "d_after"]]
     items_ref = ref.reindex(per.index.get_level_values("item_id"))
     did_before = per["d_before"].to_numpy() - items_ref["d_before"].to_numpy()
@@ -522,33 +522,33 @@ def _disparity_change(data: pd.DataFrame, p: DisparityChangeParams, ctx: ClaimCo
         items["x"].to_numpy(), items["y"].to_numpy(), test=test, name="disparity_reduction", ctx=ctx,
         n_units={"items": len(items), "languages": n_lang + 1, "models": _count(j, "model.model_id")},
         details={"did_before": float(items["x"].mean()), "did_after": float(items["y"].mean()),
-                 "reference": p.reference, "target": p.target or "mean of non-reference languages",
-                 **_cost_details(data, p)},
+                 "reference": params.reference, "target": params.target or "mean of non-reference languages",
+                 **_cost_details(data, params)},
         extra_warnings=j.attrs["note"],
     )
 
 
-def _cost_details(data: pd.DataFrame, p: DisparityChangeParams) -> dict[str, Any]:
+def _cost_details(data: pd.DataFrame, params: DisparityChangeParams) -> dict[str, Any]:
     cost = data[data["role"] == "cost"]
     if cost.empty:
         return {}
     out: dict[str, Any] = {"cost_quantity": str(cost["quantity"].iloc[0])}
     for k in ("before", "after"):
-        sub = subset(cost, getattr(p, k), f"params.{k}")
+        sub = subset(cost, getattr(params, k), f"params.{k}")
         out[f"cost_{k}"] = float(sub["value"].mean()) if not sub.empty else math.nan
     return out
 
 
 @register_test("disparity_change", params=DisparityChangeParams, roles=("y",), optional_roles=("cost",),
                description="Reduction of the DiD vs reference by an intervention: DiD(before) − DiD(after), paired by item.")
-def disparity_change(data: pd.DataFrame, p: DisparityChangeParams, ctx: ClaimContext) -> StatResult:
+def disparity_change(data: pd.DataFrame, params: DisparityChangeParams, ctx: ClaimContext) -> StatResult:
     """DiD(before) − DiD(after) per item (positive = the intervention reduces disparity).
 
     Parameters
     ----------
     data : pandas.DataFrame
         Selected records (:func:`qdstats.records.to_frame` columns plus ``role``).
-    p : DisparityChangeParams
+    params : DisparityChangeParams
         Validated parameters (see the class).
     ctx : ClaimContext
         Spec-level settings (alternative, confidence level, resamples, seed).
@@ -570,12 +570,12 @@ def disparity_change(data: pd.DataFrame, p: DisparityChangeParams, ctx: ClaimCon
     The baseline cancels in the contrast (it is kept for the reported DiDs). Without ``target`` the per-item contrast is averaged over all non-reference languages.
     Validated against: planted reduction recovered (atol 0.006 with noise SE 0.003); not independently validated beyond the resampling functions.
     """
-    return _disparity_change(data, p, ctx, "disparity_change")
+    return _disparity_change(data, params, ctx, "disparity_change")
 
 
 @register_test("protection_effect", params=DisparityChangeParams, roles=("y",), optional_roles=("cost",),
                description="Disparity reduction by protecting layers (DiD unprotected − DiD protected); optional 'cost' role (quant.bits_per_weight).")
-def protection_effect(data: pd.DataFrame, p: DisparityChangeParams, ctx: ClaimContext) -> StatResult:
+def protection_effect(data: pd.DataFrame, params: DisparityChangeParams, ctx: ClaimContext) -> StatResult:
     """As :func:`disparity_change` (same estimand); for layer protection, with the ``cost`` role's true bits per
     weight (``quant.model_bits_per_weight``) before/after in ``details``.
 
@@ -585,7 +585,7 @@ def protection_effect(data: pd.DataFrame, p: DisparityChangeParams, ctx: ClaimCo
     the grading rule ``selection_not_separated`` lowers the grade otherwise.
     Validated against: planted reduction recovered (see :func:`disparity_change`).
     """
-    return _disparity_change(data, p, ctx, "protection_effect")
+    return _disparity_change(data, params, ctx, "protection_effect")
 
 
 # ----------------------------------------------------------------------------- across units
@@ -628,10 +628,10 @@ def _dropped_note(tab: pd.DataFrame) -> tuple[str, ...]:
 
 
 def _corr_test(method: str):
-    def fn(data: pd.DataFrame, p: CorrParams, ctx: ClaimContext) -> StatResult:
+    def fn(data: pd.DataFrame, params: CorrParams, ctx: ClaimContext) -> StatResult:
         from qdstats.correlation import corr
 
-        tab = _across_units(data, {"x": p.x, "y": p.y}, ctx, p.aggregate)
+        tab = _across_units(data, {"x": params.x, "y": params.y}, ctx, params.aggregate)
         if len(tab) < 3:
             raise InsufficientDataError(f"{method}: {len(tab)} unit(s) with both x and y; at least 3 are needed.")
         with warnings.catch_warnings():
@@ -643,7 +643,7 @@ def _corr_test(method: str):
                 warnings.simplefilter("ignore")
                 two = corr(tab["x"].to_numpy(), tab["y"].to_numpy(), method=method, confidence_level=ctx.confidence_level)
             res = res.model_copy(update={"ci": two.ci})
-        return res.model_copy(update={"variables": (p.x, p.y), "n_units": {ctx.unit_of_analysis: len(tab)},
+        return res.model_copy(update={"variables": (params.x, params.y), "n_units": {ctx.unit_of_analysis: len(tab)},
                                       "warnings": (*_dropped_note(tab), *res.warnings),
                                       "details": {**res.details, "units": list(tab.index)}})
     fn.__doc__ = (f"{method.capitalize()} correlation across units of analysis (qdstats.correlation.corr).\n\n"
@@ -668,7 +668,7 @@ class PartialParams(_P):
 
 @register_test("partial_corr", params=PartialParams, roles=("y",), optional_roles=("x",), accepts_covariates=True,
                description="Partial correlation across units controlling for the spec's covariates; VIF of x + covariates in details.")
-def partial_corr_test(data: pd.DataFrame, p: PartialParams, ctx: ClaimContext) -> StatResult:
+def partial_corr_test(data: pd.DataFrame, params: PartialParams, ctx: ClaimContext) -> StatResult:
     """Partial correlation across units (:func:`qdstats.correlation.partial_corr`) plus VIFs
     (:func:`qdstats.collinearity.vif`, intercept added) of ``x`` and the covariates in ``details['max_vif']``.
 
@@ -680,26 +680,26 @@ def partial_corr_test(data: pd.DataFrame, p: PartialParams, ctx: ClaimContext) -
     from qdstats.collinearity import vif
     from qdstats.correlation import partial_corr
 
-    refs = {"x": p.x, "y": p.y, **{f"c{i}": c for i, c in enumerate(ctx.covariates)}}
-    tab = _across_units(data, refs, ctx, p.aggregate)
+    refs = {"x": params.x, "y": params.y, **{f"c{i}": c for i, c in enumerate(ctx.covariates)}}
+    tab = _across_units(data, refs, ctx, params.aggregate)
     k = len(ctx.covariates)
     if len(tab) < k + 4:
         raise InsufficientDataError(f"partial_corr: {len(tab)} unit(s) for {k} covariate(s); at least {k + 4} are needed.")
     covs = [f"c{i}" for i in range(k)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = partial_corr(tab, x="x", y="y", covar=covs, method=p.method, alternative=ctx.alternative,
+        res = partial_corr(tab, x="x", y="y", covar=covs, method=params.method, alternative=ctx.alternative,
                            confidence_level=ctx.confidence_level)
         if ctx.alternative != "two-sided":
-            two = partial_corr(tab, x="x", y="y", covar=covs, method=p.method, confidence_level=ctx.confidence_level)
+            two = partial_corr(tab, x="x", y="y", covar=covs, method=params.method, confidence_level=ctx.confidence_level)
             res = res.model_copy(update={"ci": two.ci})
         details = dict(res.details)
         if k:
             v = vif(tab, ["x", *covs])
             details["max_vif"] = float(v.estimate)
-            details["vif"] = {({"x": p.x} | {f"c{i}": c for i, c in enumerate(ctx.covariates)})[r.column]: r.vif
+            details["vif"] = {({"x": params.x} | {f"c{i}": c for i, c in enumerate(ctx.covariates)})[r.column]: r.vif
                               for r in v.per_predictor}
-    return res.model_copy(update={"variables": (p.x, p.y), "covariates": tuple(ctx.covariates),
+    return res.model_copy(update={"variables": (params.x, params.y), "covariates": tuple(ctx.covariates),
                                   "warnings": (*_dropped_note(tab), *res.warnings),
                                   "n_units": {ctx.unit_of_analysis: len(tab)}, "details": details})
 
@@ -731,9 +731,9 @@ class LayerContrastParams(_P):
         return v
 
 
-def _layer_means(df: pd.DataFrame, p: LayerContrastParams) -> pd.Series:
-    col = resolve_column(df, p.layer_column, "params.layer_column")
-    pat = re.compile(p.layer_pattern)
+def _layer_means(df: pd.DataFrame, params: LayerContrastParams) -> pd.Series:
+    col = resolve_column(df, params.layer_column, "params.layer_column")
+    pat = re.compile(params.layer_pattern)
 
     def idx(v: Any) -> float:
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
@@ -744,20 +744,20 @@ def _layer_means(df: pd.DataFrame, p: LayerContrastParams) -> pd.Series:
     layers = df[col].map(idx)
     if layers.isna().any():
         bad = df.loc[layers.isna(), col].iloc[0]
-        raise ValueError(f"`params.layer_pattern` {p.layer_pattern!r} does not match {col} value {bad!r}.")
+        raise ValueError(f"`params.layer_pattern` {params.layer_pattern!r} does not match {col} value {bad!r}.")
     return df["value"].astype(float).groupby(layers.astype(int)).mean().sort_index()
 
 
 @register_test("layer_group_contrast", params=LayerContrastParams, roles=("y",),
                description="Mean sensitivity of a layer group (e.g. first, last, 75% depth) minus the other layers; exact/MC permutation p, bootstrap CI.")
-def layer_group_contrast(data: pd.DataFrame, p: LayerContrastParams, ctx: ClaimContext) -> StatResult:
+def layer_group_contrast(data: pd.DataFrame, params: LayerContrastParams, ctx: ClaimContext) -> StatResult:
     """Group-vs-rest contrast of per-layer values (layers are the units).
 
     Parameters
     ----------
     data : pandas.DataFrame
         Selected per-layer records (e.g. ``sens.delta_bits_per_byte`` with the layer in ``site`` or ``condition.sites``).
-    p : LayerContrastParams
+    params : LayerContrastParams
         Group positions, optional language and reference, layer column and pattern.
     ctx : ClaimContext
         Spec-level settings.
@@ -785,23 +785,23 @@ def layer_group_contrast(data: pd.DataFrame, p: LayerContrastParams, ctx: ClaimC
     """
     from qdstats.resampling import bootstrap_ci, permutation_test_two_groups
 
-    df = _pair_frame(_filter_model(_role(data, "y"), p.model))
+    df = _pair_frame(_filter_model(_role(data, "y"), params.model))
     if df["model.model_id"].nunique() > 1:
         raise ValueError(f"`params.model` is required: the selection holds {df['model.model_id'].nunique()} models.")
-    lang = df if p.language is None else df[df["language"] == p.language]
+    lang = df if params.language is None else df[df["language"] == params.language]
     if lang.empty:
-        raise InsufficientDataError(f"no records for language {p.language!r}.")
-    vals = _layer_means(lang, p)
-    if p.reference is not None:
-        ref = df[df["language"] == p.reference]
+        raise InsufficientDataError(f"no records for language {params.language!r}.")
+    vals = _layer_means(lang, params)
+    if params.reference is not None:
+        ref = df[df["language"] == params.reference]
         if ref.empty:
-            raise InsufficientDataError(f"no records for reference language {p.reference!r}.")
-        vals = (vals - _layer_means(ref, p)).dropna()
+            raise InsufficientDataError(f"no records for reference language {params.reference!r}.")
+        vals = (vals - _layer_means(ref, params)).dropna()
     n_layers = int(vals.index.max()) + 1 if len(vals) else 0
     if len(vals) < 4:
         raise InsufficientDataError(f"layer_group_contrast: {len(vals)} layer(s) with values; at least 4 are needed.")
     chosen: set[int] = set()
-    for g in p.group:
+    for g in params.group:
         if isinstance(g, str):
             i = round(_NAMED_POSITIONS[g] * (n_layers - 1))
         elif isinstance(g, float):
@@ -851,7 +851,7 @@ class MixedSlopeParams(_P):
 
 @register_test("mixed_slope", params=MixedSlopeParams, roles=("y",), accepts_covariates=True,
                description="Fixed slope of y on x with covariates and random intercepts per group (linear mixed model).")
-def mixed_slope_test(data: pd.DataFrame, p: MixedSlopeParams, ctx: ClaimContext) -> StatResult:
+def mixed_slope_test(data: pd.DataFrame, params: MixedSlopeParams, ctx: ClaimContext) -> StatResult:
     """Slope of ``x`` in ``value ~ x + covariates + (1 | groups)`` (qdstats.within.mixed_slope).
 
     ``n`` counts observations (words); the grouping is reported in ``n_units['groups']``. One-sided p-values
@@ -859,13 +859,13 @@ def mixed_slope_test(data: pd.DataFrame, p: MixedSlopeParams, ctx: ClaimContext)
     """
     from qdstats import within
 
-    df = _pair_frame(_filter_model(_role(data, "y"), p.model))
-    if p.language is not None:
-        df = df[df["language"] == p.language]
+    df = _pair_frame(_filter_model(_role(data, "y"), params.model))
+    if params.language is not None:
+        df = df[df["language"] == params.language]
     if df.empty:
-        raise InsufficientDataError(f"no records for language {p.language!r}.")
-    xcol = resolve_column(df, p.x, "params.x")
-    gcol = resolve_column(df, p.groups, "params.groups")
+        raise InsufficientDataError(f"no records for language {params.language!r}.")
+    xcol = resolve_column(df, params.x, "params.x")
+    gcol = resolve_column(df, params.groups, "params.groups")
     covs = [resolve_column(df, c, "covariates") for c in ctx.covariates]
     frame = pd.DataFrame({"y": df["value"].astype(float).to_numpy(), "x": pd.to_numeric(df[xcol]).to_numpy(),
                           "g": df[gcol].astype(str).to_numpy()})
@@ -874,13 +874,13 @@ def mixed_slope_test(data: pd.DataFrame, p: MixedSlopeParams, ctx: ClaimContext)
     n_before = len(frame)
     frame = frame.dropna()
     dropped = n_before - len(frame)
-    if p.standardize:
+    if params.standardize:
         for c in ["x", *[f"c{i}" for i in range(len(covs))]]:
             sd = frame[c].std(ddof=1)
             frame[c] = (frame[c] - frame[c].mean()) / sd if sd > 0 else frame[c] - frame[c].mean()
     if frame["g"].nunique() < 2:
-        raise InsufficientDataError(f"mixed_slope: {frame['g'].nunique()} group(s) of {p.groups!r}; at least 2 are needed.")
-    res = within.mixed_slope(frame, outcome="y", predictor="x", covariates=[f"c{i}" for i in range(len(covs))],
+        raise InsufficientDataError(f"mixed_slope: {frame['g'].nunique()} group(s) of {params.groups!r}; at least 2 are needed.")
+    res = within.mixed_slope(frame, y="y", x="x", covariates=[f"c{i}" for i in range(len(covs))],
                              group="g", confidence_level=ctx.confidence_level, nan_policy="raise")
     pvalue = res.pvalue
     if ctx.alternative != "two-sided" and res.statistic is not None and math.isfinite(res.statistic):
@@ -889,18 +889,18 @@ def mixed_slope_test(data: pd.DataFrame, p: MixedSlopeParams, ctx: ClaimContext)
         )
 
         pvalue = float(norm.sf(res.statistic) if ctx.alternative == "greater" else norm.cdf(res.statistic))
-    names = {"x": p.x, **{f"c{i}": c for i, c in enumerate(ctx.covariates)}}
+    names = {"x": params.x, **{f"c{i}": c for i, c in enumerate(ctx.covariates)}}
     wl = list(res.warnings)
     if dropped:
-        wl.insert(0, f"{dropped} of {n_before} observations with a missing outcome, `{p.x}`, group or covariate were dropped.")
+        wl.insert(0, f"{dropped} of {n_before} observations with a missing outcome, `{params.x}`, group or covariate were dropped.")
     return StatResult(
-        test="mixed_slope", estimate_name=f"slope_{p.x}", estimate=res.estimate, ci=res.ci,
+        test="mixed_slope", estimate_name=f"slope_{params.x}", estimate=res.estimate, ci=res.ci,
         statistic_name=res.statistic_name, statistic=res.statistic, pvalue=pvalue, alternative=ctx.alternative,
-        n=res.n, n_units={"observations": res.n, "groups": res.n_groups}, variables=(p.x, "value"),
+        n=res.n, n_units={"observations": res.n, "groups": res.n_groups}, variables=(params.x, "value"),
         covariates=tuple(ctx.covariates), warnings=tuple(wl),
         details={**res.details, "backend": "qdstats.within.mixed_slope", "converged": res.converged,
                  "boundary": res.boundary, "singular": res.singular, "n_groups": res.n_groups,
-                 "standardized": p.standardize,
+                 "standardized": params.standardize,
                  "fixed_effects": {names.get(k, k): v for k, v in res.fixed_effects.items()},
                  "random_effects": res.random_effects},
     )
@@ -919,25 +919,25 @@ class RequiresLevelsParams(_P):
 
     @classmethod
     def check_spec(cls, spec: Any) -> None:
-        p = cls.model_validate(spec.params)
-        inner = get_test(p.then)
+        params = cls.model_validate(spec.params)
+        inner = get_test(params.then)
         if inner.name == "requires_levels":
             raise ValueError("`params.then` cannot be 'requires_levels'.")
         try:
-            inner.validate_params(p.then_params)
+            inner.validate_params(params.then_params)
         except ValueError as exc:  # pydantic ValidationError is a ValueError
-            raise ValueError(f"`params.then_params` invalid for test {p.then!r}: {exc}") from None
+            raise ValueError(f"`params.then_params` invalid for test {params.then!r}: {exc}") from None
         missing = [r for r in inner.roles if r not in spec.select]
         if missing:
-            raise ValueError(f"`select` must define role(s) {missing} for `params.then` test {p.then!r}.")
+            raise ValueError(f"`select` must define role(s) {missing} for `params.then` test {params.then!r}.")
         if spec.covariates and not inner.accepts_covariates:
-            raise ValueError(f"`covariates` are not accepted by `params.then` test {p.then!r}; got {list(spec.covariates)}.")
+            raise ValueError(f"`covariates` are not accepted by `params.then` test {params.then!r}; got {list(spec.covariates)}.")
 
 
 @register_test("requires_levels", params=RequiresLevelsParams, roles=("y",), optional_roles=("x", "cost"),
                accepts_covariates=True,
                description="Insufficient data unless a column has >= k distinct levels; then runs the `then` test.")
-def requires_levels(data: pd.DataFrame, p: RequiresLevelsParams, ctx: ClaimContext) -> StatResult:
+def requires_levels(data: pd.DataFrame, params: RequiresLevelsParams, ctx: ClaimContext) -> StatResult:
     """Gate a test on the number of distinct levels of ``column`` (e.g. >= 3 model sizes of one family).
 
     Notes
@@ -948,26 +948,26 @@ def requires_levels(data: pd.DataFrame, p: RequiresLevelsParams, ctx: ClaimConte
     Validated against: not independently validated (a gate); tested with 2 families of one size each and
     with 4 sizes of one family.
     """
-    df = subset(data, dict(p.within), "params.within") if p.within else data
-    col = resolve_column(df, p.column, "params.column", required=False)
+    df = subset(data, dict(params.within), "params.within") if params.within else data
+    col = resolve_column(df, params.column, "params.column", required=False)
     if col is None:
-        raise InsufficientDataError(f"needs at least {p.k} distinct levels of {p.column!r}; no record has it.")
+        raise InsufficientDataError(f"needs at least {params.k} distinct levels of {params.column!r}; no record has it.")
     groups: dict[str, pd.DataFrame] = {"all": df}
-    if p.group_by is not None:
-        gcol = resolve_column(df, p.group_by, "params.group_by", required=False)
+    if params.group_by is not None:
+        gcol = resolve_column(df, params.group_by, "params.group_by", required=False)
         if gcol is None:
-            raise InsufficientDataError(f"no record has the `params.group_by` column {p.group_by!r}.")
+            raise InsufficientDataError(f"no record has the `params.group_by` column {params.group_by!r}.")
         groups = {str(g): sub for g, sub in df.groupby(gcol, sort=True)}
     counts = {g: sorted(map(str, sub[col].dropna().unique())) for g, sub in groups.items()}
     best = max(sorted(counts), key=lambda g: len(counts[g])) if counts else None
-    if best is None or len(counts[best]) < p.k:
+    if best is None or len(counts[best]) < params.k:
         found = "; ".join(f"{g}: {len(v)} {v}" for g, v in counts.items()) or "none"
         raise InsufficientDataError(
-            f"needs at least {p.k} distinct levels of {p.column!r}"
-            + (f" within one {p.group_by!r}" if p.group_by else "") + f"; found {found}."
+            f"needs at least {params.k} distinct levels of {params.column!r}"
+            + (f" within one {params.group_by!r}" if params.group_by else "") + f"; found {found}."
         )
-    inner = get_test(p.then)
-    res = inner(groups[best], inner.validate_params(p.then_params), ctx)
+    inner = get_test(params.then)
+    res = inner(groups[best], inner.validate_params(params.then_params), ctx)
     return res.model_copy(update={"details": {**res.details, "gate_levels": counts[best], "gate_group": best}})
 
 
@@ -984,7 +984,7 @@ class TrendParams(_P):
 
 @register_test("did_trend", params=TrendParams, roles=("y",),
                description="Correlation between a level (e.g. model size) and the mean DiD vs reference at that level.")
-def did_trend(data: pd.DataFrame, p: TrendParams, ctx: ClaimContext) -> StatResult:
+def did_trend(data: pd.DataFrame, params: TrendParams, ctx: ClaimContext) -> StatResult:
     """Per level: mean over items of (mean over non-reference languages of Δ_l) − Δ_ref; then correlate.
 
     Notes
@@ -996,13 +996,13 @@ def did_trend(data: pd.DataFrame, p: TrendParams, ctx: ClaimContext) -> StatResu
     from qdstats.correlation import corr
 
     df = _pair_frame(_role(data, "y"))
-    lcol = resolve_column(df, p.level_column, "params.level_column")
+    lcol = resolve_column(df, params.level_column, "params.level_column")
     rows = []
     for level, sub in df.groupby(lcol, sort=True):
-        pairs = _paired(sub, p.treatment, p.baseline, "params.treatment", "params.baseline")
+        pairs = _paired(sub, params.treatment, params.baseline, "params.treatment", "params.baseline")
         pairs["d"] = pairs["a"] - pairs["b"]
-        ref = pairs[pairs["language"] == p.reference].groupby("item_id")["d"].mean()
-        oth = pairs[pairs["language"] != p.reference].groupby("item_id")["d"].mean()
+        ref = pairs[pairs["language"] == params.reference].groupby("item_id")["d"].mean()
+        oth = pairs[pairs["language"] != params.reference].groupby("item_id")["d"].mean()
         both = pd.concat({"r": ref, "o": oth}, axis=1, join="inner").dropna()
         if len(both):
             rows.append((float(level), float((both["o"] - both["r"]).mean())))
@@ -1010,12 +1010,12 @@ def did_trend(data: pd.DataFrame, p: TrendParams, ctx: ClaimContext) -> StatResu
         raise InsufficientDataError(f"did_trend: {len(rows)} level(s) with paired data; at least 3 are needed.")
     lv = np.array([r[0] for r in rows])
     dd = np.array([r[1] for r in rows])
-    xs = np.log10(lv) if (p.log_level and np.all(lv > 0)) else lv
+    xs = np.log10(lv) if (params.log_level and np.all(lv > 0)) else lv
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = corr(xs, dd, method=p.method, alternative=ctx.alternative, confidence_level=ctx.confidence_level)
+        res = corr(xs, dd, method=params.method, alternative=ctx.alternative, confidence_level=ctx.confidence_level)
         if ctx.alternative != "two-sided":  # CIs are two-sided in claims tables (as in _corr_test)
-            two = corr(xs, dd, method=p.method, confidence_level=ctx.confidence_level)
+            two = corr(xs, dd, method=params.method, confidence_level=ctx.confidence_level)
             res = res.model_copy(update={"ci": two.ci, "fisher_z_se": two.fisher_z_se})
     return res.model_copy(update={"test": "did_trend", "n_units": {"levels": len(rows)},
                                   "details": {**res.details, "levels": lv.tolist(), "did": dd.tolist()}})

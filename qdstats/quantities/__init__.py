@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from qdstats._validation import UnknownNameError, did_you_mean
+from qdstats.validation import UnknownNameError, did_you_mean
 
 __all__ = ["Quantity", "get_quantity", "list_quantities", "register_quantity"]
 

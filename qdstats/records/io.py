@@ -8,24 +8,27 @@ renames it over the target (atomic replace).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 from pydantic import ValidationError
 
-from qdstats._validation import check_option
+from qdstats.validation import check_option
 from qdstats.records.measurement import FailedMeasurement, Measurement, Record
 
 __all__ = [
     "RecordFormatError",
+    "atomic_path",
     "atomic_write_text",
+    "default_file_mode",
     "export_json_schemas",
     "from_frame",
     "read_parquet",
@@ -62,33 +65,47 @@ def _dump_line(rec: Record) -> bytes:
     return (rec.model_dump_json() + "\n").encode("utf-8")
 
 
-def _default_file_mode() -> int:
+def default_file_mode() -> int:
     """The mode a plain ``open(path, "w")`` would give (0o666 minus the umask); mkstemp files are 0o600."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str | bytes) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary file path next to ``path``; on a normal exit, move it onto ``path`` atomically.
+
+    The temporary file is in the same directory (so ``os.replace`` is atomic), hidden (``.<name>.*<suffix>``),
+    and gets the mode a plain ``open(path, 'w')`` would give. On an exception, or when the block deletes the
+    file, ``path`` is left as it was (the old file or none, never a partial one) and the temporary file is removed.
+    This is the one atomic-write mechanism of the package: :func:`atomic_write_text`, :func:`write_parquet`,
+    corpus and model fetching use it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        yield tmp
+        if tmp.exists():
+            os.chmod(tmp, default_file_mode())
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str | bytes) -> Path:
+    """Write ``text`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return Path(path)
 
 
 def write_records(
@@ -147,18 +164,32 @@ def read_records(
     if not path.exists():
         raise FileNotFoundError(f"record file not found: {path}")
     out: list[Record] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
             try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
                 out.append(record_from_dict(json.loads(line)))
-            except (json.JSONDecodeError, ValidationError, ValueError) as exc:
-                msg = f"{path}:{lineno}: not a valid record: {str(exc).splitlines()[0]}"
+            except (UnicodeDecodeError, json.JSONDecodeError, ValidationError, ValueError) as exc:
+                msg = f"{path}:{lineno}: not a valid record: {_describe_error(exc)}"
                 if on_error == "raise":
                     raise RecordFormatError(msg) from exc
                 warnings.warn(msg, stacklevel=2)
     return out
+
+
+def _describe_error(exc: Exception) -> str:
+    """One line naming every failing field with pydantic's message (which lists the allowed values)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start} of the line)"
+    if isinstance(exc, ValidationError):
+        parts = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e.get("loc", ())) or "(record)"
+            parts.append(f"`{loc}`: {e.get('msg', '')} (got {e.get('input')!r})"[:300])
+        return f"{exc.error_count()} validation error(s): " + "; ".join(parts)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _flatten(rec: Record) -> dict[str, Any]:
@@ -253,19 +284,9 @@ def write_parquet(path: str | os.PathLike[str], records: Sequence[Record]) -> Pa
     df = to_frame(records)
     for col in [c for c in df.columns if c.startswith(("condition.", "attributes."))]:
         df[col] = [None if _is_missing(v) else json.dumps(v) for v in df[col]]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
-        os.chmod(tmp, _default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def read_parquet(path: str | os.PathLike[str]) -> list[Record]:

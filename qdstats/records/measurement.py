@@ -63,7 +63,7 @@ class Measurement(BaseModel):
     value: float = Field(description="The measured value at full precision. NaN only with a warning.")
     unit: str = Field(default="", description="Unit, copied from the quantity registry.")
     model: ModelRef | None = Field(default=None, description="The model measured, pinned by revision or sha256.")
-    site: str | None = Field(default=None, description="Canonical site name from qdmodels.sites, e.g. 'layers.3.mlp.down_proj'.")
+    site: str | None = Field(default=None, description="Canonical site name from qdmodels.models.sites, e.g. 'layers.3.mlp.down_proj'.")
     language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN, description="ISO 639-3 + ISO 15924 script, e.g. 'heb_Hebr'.")
     corpus: CorpusRef | None = Field(default=None, description="The text the value was measured on.")
     item_id: str | None = Field(default=None, description="Unit of observation inside the corpus (sentence id, 'sent:word' id).")

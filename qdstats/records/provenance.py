@@ -12,12 +12,49 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Provenance", "git_sha", "library_versions", "provenance_stamp", "package_version"]
+__all__ = [
+    "ROUTINE_RENAMES", "Provenance", "current_routine", "git_sha", "library_versions", "provenance_stamp",
+    "package_version",
+]
 
 _TRACKED_LIBRARIES = (
     "numpy", "scipy", "pandas", "pydantic", "statsmodels", "pingouin",
     "torch", "transformers", "tokenizers", "gguf",
 )
+
+#: Module paths of producing routines that moved (old prefix -> new prefix). Records keep the routine that made
+#: them (provenance is never rewritten); :func:`current_routine` says where that code lives today.
+ROUTINE_RENAMES: dict[str, str] = {
+    # 2026-12: qdmodels reorganized into subpackages by job (docs/architecture.md)
+    "qdmodels.evaluation.": "qdmodels.eval.scoring.",
+    "qdmodels.sensitivity.": "qdmodels.eval.sensitivity.",
+    "qdmodels.proxies.": "qdmodels.eval.proxies.",
+    "qdmodels.quantization.": "qdmodels.compress.rtn.",
+    "qdmodels.calibrated.": "qdmodels.compress.gptq.",
+    "qdmodels.calibration.": "qdmodels.compress.calibration_sets.",
+    "qdmodels.pruning.": "qdmodels.compress.pruning.",
+    "qdmodels.weights.": "qdmodels.probes.weights.",
+    "qdmodels.activations.": "qdmodels.probes.activations.",
+    "qdmodels.representation.": "qdmodels.probes.representation.",
+    "qdmodels.ablation.": "qdmodels.probes.ablation.",
+    "qdmodels.demo.": "qdmodels.workflows.demo.",
+}
+
+
+def current_routine(routine: str) -> str:
+    """Where the code of a record's ``provenance.routine`` lives today (``routine`` itself when it did not move).
+
+    Examples
+    --------
+    >>> current_routine("qdmodels.evaluation.evaluate")
+    'qdmodels.eval.scoring.evaluate'
+    >>> current_routine("qdmodels.tokenization.parity")
+    'qdmodels.tokenization.parity'
+    """
+    for old, new in ROUTINE_RENAMES.items():
+        if routine.startswith(old):
+            return new + routine[len(old):]
+    return routine
 
 
 class Provenance(BaseModel):
@@ -28,7 +65,7 @@ class Provenance(BaseModel):
     package: str = Field(default="qd", description="Creating package.")
     version: str = Field(description="Version of the creating package.")
     git_sha: str | None = Field(default=None, description="Git commit of the qd checkout (with '-dirty' if modified), when available.")
-    routine: str = Field(description="Fully qualified function that produced the record, e.g. 'qdmodels.evaluation.evaluate'.")
+    routine: str = Field(description="Fully qualified function that produced the record, e.g. 'qdmodels.eval.scoring.evaluate'.")
     created_at: str = Field(description="UTC timestamp, ISO 8601.")
     python: str = Field(default_factory=platform.python_version, description="Python version.")
     platform: str = Field(default_factory=platform.platform, description="Operating system / machine description.")

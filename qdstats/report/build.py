@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qdstats._validation import check_option
+from qdstats.validation import check_option
 from qdstats.records import atomic_write_text
 from qdstats.report import plots
 from qdstats.report.data import ReportData, sensitivity_matrix, summarize_records

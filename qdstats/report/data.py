@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qdstats._validation import check_confidence_level, check_int
+from qdstats.validation import check_confidence_level, check_int
 from qdstats.disparity import degradation, diff_in_diff
 from qdstats.records import FailedMeasurement, Measurement
+from qdstats.records.pairing import BASELINE_CONDITION, PARTIAL_KEYS as _PARTIAL_KEYS, check_records, condition_label, paired_items
 from qdstats.records.provenance import git_sha, package_version
-from qdstats.resampling import RngLike, _as_generator, cluster_bootstrap_ci
+from qdstats.resampling import RngLike, as_generator, cluster_bootstrap_ci
 
 __all__ = [
     "BASELINE_CONDITION",
@@ -56,49 +57,14 @@ __all__ = [
     "tokenizer_premiums",
 ]
 
-BASELINE_CONDITION: dict[str, str] = {"scheme": "fp32", "protect": "none", "prune": "none"}
-"""The full-precision condition every compressed condition is paired with (same as ``qdmodels.evaluation``)."""
 
-_NEUTRAL_KEYS = frozenset({"compute_dtype"})
-_PARTIAL_KEYS = ("sites", "site")
-"""Condition keys of a partial compression (one site group of a sensitivity sweep): such per-item records
-belong to the sensitivity section, not to the per-language degradation of a whole-model condition."""
 _LAYER_RE = re.compile(r"(\d+)")
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check_records(records: Any) -> list[Any]:
-    if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
-        raise TypeError(f"`records` must be a sequence of Measurement/FailedMeasurement; got {type(records).__name__}.")
-    bad = [type(r).__name__ for r in records if not isinstance(r, (Measurement, FailedMeasurement))]
-    if bad:
-        raise TypeError(
-            f"`records` must contain only Measurement or FailedMeasurement; got {len(bad)} other object(s), "
-            f"e.g. {bad[0]}."
-        )
-    return list(records)
-
-
 def _measurements(records: Sequence[Any], quantity: str | tuple[str, ...]) -> list[Measurement]:
     qs = (quantity,) if isinstance(quantity, str) else quantity
     return [r for r in records if isinstance(r, Measurement) and r.quantity in qs]
-
-
-def condition_label(condition: Mapping[str, Any]) -> str:
-    """Stable ``k=v,...`` label of a condition (keys sorted), as ``qdmodels.evaluation.paired_frame`` makes.
-
-    Examples
-    --------
-    >>> condition_label({"scheme": "int4-g64-sym", "protect": "none"})
-    'protect=none,scheme=int4-g64-sym'
-    """
-    return ",".join(f"{k}={condition[k]}" for k in sorted(condition))
-
-
-def _short_condition(condition: Mapping[str, Any], baseline: Mapping[str, Any]) -> str:
-    """Display label: the keys that differ from the baseline (``scheme=int4-g64-sym``), else the full label."""
-    keys = [k for k in sorted(condition) if k not in _NEUTRAL_KEYS and condition[k] != baseline.get(k)]
-    return ",".join(f"{k}={condition[k]}" for k in keys) or condition_label(condition)
 
 
 def _model_id(r: Measurement) -> str:
@@ -109,10 +75,6 @@ def _model_key(r: Measurement) -> str:
     if r.model is None:
         return "(no model)"
     return f"{r.model.model_id}@{r.model.sha256 or r.model.revision}"
-
-
-def _is_baseline(cond: Mapping[str, Any], baseline: Mapping[str, Any]) -> bool:
-    return all(cond.get(k) == v for k, v in baseline.items()) and set(cond) <= set(baseline) | _NEUTRAL_KEYS
 
 
 def _site_sort_key(site: str) -> tuple[Any, ...]:
@@ -126,118 +88,6 @@ def _join_warnings(ws: Sequence[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- degradation
-def paired_items(
-    records: Sequence[Any],
-    *,
-    quantity: str = "eval.bits_per_byte",
-    baseline: Mapping[str, Any] | None = None,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Pair every compressed per-item measurement with the baseline measurement of the same item.
-
-    Parameters
-    ----------
-    records : sequence of Measurement or FailedMeasurement
-        Records of any quantities; only per-item ``quantity`` measurements (``item_id`` set) are used.
-    quantity : str, default 'eval.bits_per_byte'
-        The per-item quantity to pair.
-    baseline : dict, optional
-        The full-precision condition; default :data:`BASELINE_CONDITION`. A record is a baseline record
-        when its condition has exactly these values (an extra ``compute_dtype`` key is allowed).
-
-    Returns
-    -------
-    (pandas.DataFrame, list of str)
-        Records whose condition has a ``sites`` key (one site group compressed, as in a sensitivity
-        sweep) are left out with a note. The frame has one row per (model, condition, language, item):
-        ``model_id, model_key, condition``
-        (:func:`condition_label`), ``condition_short`` (keys differing from the baseline), ``language,
-        item_id, document_id`` (``attributes['document_id']``, else the item id), ``full`` (baseline value),
-        ``compressed``, ``delta``; sorted. The list holds notes on items dropped because they had no
-        baseline measurement, were measured twice or have a NaN value (such items are dropped, never
-        guessed).
-
-    Raises
-    ------
-    TypeError
-        ``records`` is not a sequence of records.
-
-    Notes
-    -----
-    Same pairing rule as ``qdmodels.evaluation.paired_frame`` (which raises on incomplete pairing; a report
-    drops and says so instead). Not independently validated beyond the closed-form tests (each ``delta`` is
-    exactly ``compressed - full``).
-
-    Examples
-    --------
-    >>> from qdstats.records import Measurement
-    >>> recs = [Measurement(quantity="eval.bits_per_byte", value=v, language="eng_Latn", item_id="s1",
-    ...                     condition={"scheme": s, "protect": "none", "prune": "none"})
-    ...         for s, v in (("fp32", 1.0), ("int4-g64-sym", 1.25))]
-    >>> frame, notes = paired_items(recs)
-    >>> float(frame.loc[0, "delta"])
-    0.25
-    """
-    records = _check_records(records)
-    base_cond = dict(BASELINE_CONDITION if baseline is None else baseline)
-    rows = []
-    n_partial = 0
-    for r in _measurements(records, quantity):
-        if r.item_id is None or r.language is None:
-            continue
-        if any(k in r.condition for k in _PARTIAL_KEYS):
-            n_partial += 1
-            continue
-        rows.append({
-            "model_id": _model_id(r), "model_key": _model_key(r), "language": r.language, "item_id": r.item_id,
-            "document_id": str(r.attributes.get("document_id", r.item_id)), "cond": dict(r.condition),
-            "value": r.value,
-        })
-    cols = ["model_id", "model_key", "condition", "condition_short", "language", "item_id", "document_id",
-            "full", "compressed", "delta"]
-    notes: list[str] = []
-    if n_partial:
-        notes.append(f"{n_partial} per-item {quantity} records compress only some sites (condition key "
-                     f"{'/'.join(_PARTIAL_KEYS)}: a sensitivity sweep); they are not whole-model conditions and are "
-                     "left out of this section.")
-    if not rows:
-        return pd.DataFrame(columns=cols), notes
-    df = pd.DataFrame(rows)
-    df["condition"] = [condition_label(c) for c in df["cond"]]
-    df["condition_short"] = [_short_condition(c, base_cond) for c in df["cond"]]
-    is_base = np.array([_is_baseline(c, base_cond) for c in df["cond"]], dtype=bool)
-    keys = ["model_key", "language", "item_id"]
-    base = df[is_base]
-    comp = df[~is_base]
-    if base.empty:
-        notes.append(f"no {quantity} records under the baseline condition {base_cond}; nothing to pair.")
-        return pd.DataFrame(columns=cols), notes
-    dup_b = base.duplicated(keys, keep=False)
-    if dup_b.any():
-        notes.append(f"{int(dup_b.sum())} baseline {quantity} records measure an item twice (several runs?); "
-                     "those items are dropped.")
-        base = base[~dup_b]
-    dup_c = comp.duplicated(keys + ["condition"], keep=False)
-    if dup_c.any():
-        notes.append(f"{int(dup_c.sum())} compressed {quantity} records measure an item twice under one condition; "
-                     "those items are dropped.")
-        comp = comp[~dup_c]
-    merged = comp.merge(base[keys + ["value"]].rename(columns={"value": "full"}), on=keys, how="left")
-    missing = merged["full"].isna()
-    if missing.any():
-        notes.append(f"{int(missing.sum())} compressed {quantity} records have no baseline measurement of the same "
-                     "item and are left out.")
-        merged = merged[~missing]
-    merged = merged.rename(columns={"value": "compressed"})
-    nan = merged["compressed"].isna() | merged["full"].isna()
-    if nan.any():
-        notes.append(f"{int(nan.sum())} {quantity} pairs have a NaN value (see the records' warnings) and are "
-                     "left out.")
-        merged = merged[~nan]
-    merged["delta"] = merged["compressed"] - merged["full"]
-    out = merged[cols].sort_values(["model_id", "model_key", "condition", "language", "item_id"], kind="stable")
-    return out.reset_index(drop=True), notes
-
-
 def _resampling_for(frame: pd.DataFrame) -> str:
     """'joint' when every language has the same item ids (a parallel corpus), else 'independent'."""
     sets = {lang: frozenset(g["item_id"]) for lang, g in frame.groupby("language")}
@@ -309,10 +159,10 @@ def degradation_table(
     >>> round(float(table.loc[0, "estimate"]), 4)
     0.1055
     """
-    records = _check_records(records)
+    records = check_records(records)
     level = check_confidence_level(confidence_level)
     n_res = check_int(n_resamples, "n_resamples", minimum=1)
-    gen = _as_generator(rng)
+    gen = as_generator(rng)
     frame, notes = paired_items(records, quantity=quantity, baseline=baseline)
     out_cols = ["model_id", "model_key", "condition", "condition_short", "language", "is_reference", "estimate",
                 "ci_low", "ci_high", "ci_level", "ci_method", "n", "n_clusters", "cluster", "resampling", "did",
@@ -383,7 +233,7 @@ def sensitivity_table(
     ----------
     records : sequence of Measurement or FailedMeasurement
         Records; ``quantity`` measurements with a ``language`` and a site are used. The site is the
-        record's ``site``, else its ``condition['sites']`` (as ``qdmodels.sensitivity.sweep_layers``
+        record's ``site``, else its ``condition['sites']`` (as ``qdmodels.eval.sensitivity.sweep_layers``
         writes it); that key is dropped from the condition label, so one sweep is one matrix.
     quantity : str, default 'sens.delta_bits_per_byte'
         The sensitivity quantity.
@@ -405,7 +255,7 @@ def sensitivity_table(
     -----
     Not independently validated: a selection, no estimation (tested for exact equality with the input).
     """
-    records = _check_records(records)
+    records = check_records(records)
     rows = []
     for r in _measurements(records, quantity):
         site = r.site or next((str(r.condition[k]) for k in _PARTIAL_KEYS if r.condition.get(k) is not None), None)
@@ -549,10 +399,10 @@ def alignment_damage(
     Validated against: closed form (slope equals ``numpy.polyfit`` degree 1, rtol 1e-10); interval not
     independently validated beyond the cluster bootstrap engine.
     """
-    records = _check_records(records)
+    records = check_records(records)
     level = check_confidence_level(confidence_level)
     n_res = check_int(n_resamples, "n_resamples", minimum=1)
-    gen = _as_generator(rng)
+    gen = as_generator(rng)
     notes: list[str] = []
     dmg = [r for r in _measurements(records, damage) if r.item_id is not None and r.language is not None]
     pair_cols = ["model_id", "condition", "language", "item_id", "sentence_id", "alignment", "damage"]
@@ -669,7 +519,7 @@ def tokenizer_premiums(
     -----
     Not independently validated: a selection of stored values (tested for exact equality with the input).
     """
-    records = _check_records(records)
+    records = check_records(records)
     rows = []
     for r in _measurements(records, quantity):
         if r.language is None:
@@ -717,7 +567,7 @@ def license_table(records: Sequence[Any]) -> pd.DataFrame:
     -----
     Not independently validated: a count of the records' corpus references (tested against a direct count).
     """
-    records = _check_records(records)
+    records = check_records(records)
     counts: Counter[tuple[Any, ...]] = Counter()
     for r in records:
         c = r.corpus
@@ -757,7 +607,7 @@ def provenance_summary(records: Sequence[Any]) -> dict[str, Any]:
     Not independently validated: counts of record fields (tested against direct counts). The report's own
     git sha comes from :func:`qdstats.records.provenance.git_sha` (``QD_GIT_SHA`` overrides it).
     """
-    records = _check_records(records)
+    records = check_records(records)
     quantities: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     versions: Counter[str] = Counter()
@@ -905,7 +755,7 @@ def summarize_records(
     >>> data.omitted["sensitivity"]
     "no sens.delta_bits_per_byte records with a site (or condition 'sites') and a language."
     """
-    records = _check_records(records)
+    records = check_records(records)
     level = check_confidence_level(confidence_level)
     n_res = check_int(n_resamples, "n_resamples", minimum=1)
     if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (int, np.integer))):

@@ -1,7 +1,7 @@
 """Shared fixtures for qdmodels tests: tiny random models (session-scoped, read-only) and the real SmolLM2.
 
 Tiny models are shared across tests: a test that modifies weights must restore them (use
-``qdmodels.quantization.quantized`` / ``qdmodels.pruning.pruned``, which restore bit-exactly) or build its
+``qdmodels.compress.rtn.quantized`` / ``qdmodels.compress.pruning.pruned``, which restore bit-exactly) or build its
 own model with ``tiny_model(...)``. ``tiny_state_guard`` checks this after every test that uses a tiny fixture.
 """
 
@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 
-from qdmodels.testing import FAMILIES, tiny_model
+from qdmodels.models.tiny import FAMILIES, tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +65,7 @@ def smollm2():
 
     Loading takes ~20 s on 2 cores. Session-scoped and read-only: restore any change you make.
     """
-    from qdmodels import zoo
+    from qdmodels.models import zoo
 
     if os.environ.get("QD_SKIP_REAL_MODELS"):
         pytest.skip("QD_SKIP_REAL_MODELS is set")
@@ -74,6 +74,6 @@ def smollm2():
         msg = f"SmolLM2 GGUF not in the model cache ({path}); run `qd models fetch smollm2-135m`"
         print(msg)
         pytest.skip(msg)
-    from qdmodels.loading import load_model
+    from qdmodels.models.loading import load_model
 
     return load_model("smollm2-135m")

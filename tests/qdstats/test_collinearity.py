@@ -22,7 +22,7 @@ from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
-from qdstats._validation import DegenerateDataWarning, UnknownNameError
+from qdstats.validation import DegenerateDataWarning, UnknownNameError
 from qdstats.collinearity import CollinearityWarning, VIFResult, condition_number, vif
 
 
@@ -275,3 +275,38 @@ def test_prop_vif_one_for_orthogonal_columns(p, seed):
     q, _ = np.linalg.qr(u)  # centered orthonormal columns: pairwise sample correlations are 0
     df = pd.DataFrame(q * np.arange(1, p + 1) + 5.0, columns=[f"c{j}" for j in range(p)])
     assert_allclose(list(vif(df).vifs.values()), np.ones(p), rtol=1e-10)
+
+
+def _with_outcome() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    z = rng.normal(size=200) + 0.2 * x
+    return pd.DataFrame({"x": x, "z": z, "y": x + 0.5 * rng.normal(size=200)})
+
+
+def test_vif_default_columns_warn_and_outcome_is_excluded():
+    """Regression: vif(data) silently used the outcome column as a predictor (VIF of x inflated ~5x here)."""
+    df = _with_outcome()
+    with pytest.warns(UserWarning, match=r"`columns` not given: using every numeric column .*\['x', 'z', 'y'\]"):
+        naive = vif(df)
+    declared = vif(df, y="y")
+    explicit = vif(df, ["x", "z"])
+    assert declared.variables == ("x", "z")
+    assert_allclose(declared.to_frame()["vif"], explicit.to_frame()["vif"], rtol=1e-15)
+    assert naive.vifs["x"] > 4 * declared.vifs["x"]
+    # closed form with two predictors: VIF = 1 / (1 - r^2)
+    r = np.corrcoef(df["x"], df["z"])[0, 1]
+    assert_allclose(declared.vifs["x"], 1.0 / (1.0 - r**2), rtol=1e-10)
+    with pytest.raises(ValueError, match="`columns` contains the outcome `y` 'y'"):
+        vif(df, ["x", "y"], y="y")
+    with pytest.raises(KeyError, match="`y`: 'yy' is not a column"):
+        vif(df, y="yy")
+
+
+def test_vif_to_frame_is_per_predictor():
+    """Regression: to_frame() returned one summary row while the per-predictor table was only in .table."""
+    res = vif(_with_outcome(), y="y")
+    frame = res.to_frame()
+    assert list(frame.columns) == ["column", "vif", "tolerance", "r_squared"]
+    assert frame["column"].tolist() == ["x", "z"]
+    pd.testing.assert_frame_equal(frame, res.table)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose
 
-from qdstats._validation import DegenerateDataWarning, UnknownNameError
+from qdstats.validation import DegenerateDataWarning, UnknownNameError
 from qdstats.correlation import (
     CorrelationResult,
     _pearson_along,

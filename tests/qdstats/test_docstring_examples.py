@@ -15,7 +15,7 @@ import pytest
 
 MODULES = [
     "qdstats",
-    "qdstats._validation",
+    "qdstats.validation",
     "qdstats.correlation",
     "qdstats.collinearity",
     "qdstats.multiplicity",

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
 
-from qdstats._validation import DegenerateDataWarning
+from qdstats.validation import DegenerateDataWarning
 from qdstats.multiplicity import AdjustedPValues, adjust_pvalues
 
 
@@ -88,7 +88,7 @@ def test_series_labels_and_frame():
         ({"pvalues": [0.1, np.inf]}, ValueError, r"`pvalues` must lie in \[0, 1\].*got \[inf\]"),
         ({"pvalues": [[0.1, 0.2]]}, ValueError, r"`pvalues` must be 1-D; got an array with shape \(1, 2\)"),
         ({"pvalues": ["a"]}, TypeError, r"`pvalues` must be a 1-D array of numbers"),
-        ({"pvalues": [0.1], "method": "BH"}, ValueError, r"`method` must be one of \{'holm', 'fdr_bh', 'bonferroni'\}; got 'BH'"),
+        ({"pvalues": [0.1], "method": "BY"}, ValueError, r"`method` must be one of \{'holm', 'fdr_bh', 'bonferroni', 'BH', 'fdr'\}; got 'BY'"),
         ({"pvalues": [0.1], "method": "hlm"}, ValueError, r"got 'hlm'\. Did you mean 'holm'\?"),
         ({"pvalues": [0.1], "alpha": 0}, ValueError, r"`alpha` must be strictly between 0 and 1; got 0"),
     ],
@@ -160,3 +160,32 @@ def test_prop_holm_matches_statsmodels_multipletests(p, alpha):
     res = adjust_pvalues(p, method="holm", alpha=alpha)
     assert_allclose(res.p_adjusted, padj, rtol=1e-12, atol=1e-15)
     assert_array_equal(res.reject, rej)
+
+
+@pytest.mark.parametrize("case", sorted(O.P_ADJUST))
+def test_r_method_names_are_accepted(case):
+    """Regression: method='BH' (R's name) was rejected; the R names give the R values directly."""
+    import warnings
+
+    c = O.P_ADJUST[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = adjust_pvalues(c["p"], method=c["method"])
+    assert res.method == R_TO_QD[c["method"]]
+    assert_allclose(res.p_adjusted, c["p_adjusted"], rtol=SAME_FORMULA, equal_nan=True, err_msg=case)
+
+
+def test_method_aliases_and_unknown_names():
+    p = [0.01, 0.04, 0.03]
+    assert adjust_pvalues(p, method="fdr").p_adjusted == adjust_pvalues(p, method="fdr_bh").p_adjusted
+    assert adjust_pvalues(p, method="Holm").method == "holm"
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        adjust_pvalues(p, method="hochberg")
+
+
+@pytest.mark.parametrize("method", ["holm", "bonferroni", "fdr_bh"])
+def test_reject_at_exactly_alpha(method):
+    """Kills the mutation `p_adj < alpha`: an adjusted p equal to alpha is rejected (R: p.adjust(...) <= alpha)."""
+    res = adjust_pvalues([0.025, 0.5], method=method, alpha=0.05)
+    assert res.p_adjusted[0] == 0.05
+    assert res.reject == (True, False)

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 from numpy.testing import assert_allclose
 
-from qdstats._validation import DegenerateDataWarning, SmallSampleWarning
+from qdstats.validation import DegenerateDataWarning, SmallSampleWarning
 from qdstats.resampling import (
     Bootstrap,
     BootstrapResult,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from qdstats._validation import (
+from qdstats.validation import (
     DegenerateDataWarning,
     WarningCollector,
     as_1d_float,

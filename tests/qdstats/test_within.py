@@ -22,7 +22,7 @@ from hypothesis import strategies as hs
 from numpy.testing import assert_allclose
 from statsmodels.stats.multitest import multipletests
 
-from qdstats._validation import DegenerateDataWarning, SmallSampleWarning, UnknownNameError
+from qdstats.validation import DegenerateDataWarning, SmallSampleWarning, UnknownNameError
 from qdstats.correlation import corr
 from qdstats.within import corr_by_group, mixed_slope, pooled_within_corr, rm_corr
 
@@ -44,7 +44,7 @@ def make_groups(n_groups=8, per=15, seed=0, slope=0.5, between=3.0):
 def test_rm_corr_against_pingouin():
     """Oracle: pingouin 0.7 rm_corr (r, dof, p rtol 1e-10); CI vs pingouin.compute_esci(decimals=15), rtol 1e-10."""
     df = make_groups()
-    res = rm_corr(df, x="x", y="y", subject="language")
+    res = rm_corr(df, x="x", y="y", group="language")
     ref = pg.rm_corr(data=df, x="x", y="y", subject="language")
     assert_allclose(res.estimate, ref["r"].iloc[0], rtol=1e-10)
     assert res.df == ref["dof"].iloc[0]
@@ -172,7 +172,7 @@ def test_mixed_slope_against_lme4(case):
     (restricted) likelihood; observed differences are below a fifth of these bounds.
     """
     path, kwargs, ref = CASES[case]
-    res = mixed_slope(pd.read_csv(path), outcome="y", predictor="x", **kwargs)
+    res = mixed_slope(pd.read_csv(path), y="y", x="x", **kwargs)
     for k, v in ref["fe"].items():
         assert_allclose(res.fixed_effects[k], v, atol=1e-5, err_msg=f"{case} fe {k}")
         assert_allclose(res.fixed_effects_se[k], ref["se"][k], rtol=2e-4, err_msg=f"{case} se {k}")
@@ -193,7 +193,7 @@ def test_mixed_slope_boundary_flag_when_no_group_variance():
     df = pd.DataFrame({"language": g, "x": x, "y": 0.3 * x + rng.normal(size=200) * 0.5})
     df.loc[:, "y"] -= df.groupby("language")["y"].transform("mean")  # remove all between-group variation
     with pytest.warns(DegenerateDataWarning, match="boundary"):
-        res = mixed_slope(df, outcome="y", predictor="x")
+        res = mixed_slope(df, y="y", x="x")
     assert res.boundary and res.singular
     assert res.random_effects["group_var"] < 1e-6
     assert any("boundary fit" in w for w in res.warnings)
@@ -203,19 +203,19 @@ def test_mixed_slope_few_groups_nonconvergence_and_errors():
     df = pd.read_csv(D1)
     few = df[df.language.isin(["l00", "l01", "l02"])]
     with pytest.warns(SmallSampleWarning, match="only 3 groups"):
-        res = mixed_slope(few, outcome="y", predictor="x")
+        res = mixed_slope(few, y="y", x="x")
     assert any("only 3 groups" in w for w in res.warnings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stuck = mixed_slope(df, outcome="y", predictor="x", random_slope=True, optimizer="bfgs", maxiter=1)
+        stuck = mixed_slope(df, y="y", x="x", random_slope=True, optimizer="bfgs", maxiter=1)
     assert not stuck.converged
     assert any("converge" in w for w in stuck.warnings)
-    with pytest.raises(UnknownNameError, match=r"`outcome` column 'yy'"):
-        mixed_slope(df, outcome="yy", predictor="x")
+    with pytest.raises(UnknownNameError, match=r"`y` column 'yy'"):
+        mixed_slope(df, y="yy", x="x")
     with pytest.raises(ValueError, match="rank-deficient"):
-        mixed_slope(df.assign(x2=2 * df.x), outcome="y", predictor="x", covariates=["x2"])
+        mixed_slope(df.assign(x2=2 * df.x), y="y", x="x", covariates=["x2"])
     with pytest.raises(ValueError, match="at least 2 groups"):
-        mixed_slope(df[df.language == "l00"], outcome="y", predictor="x")
+        mixed_slope(df[df.language == "l00"], y="y", x="x")
 
 
 def test_mixed_slope_validates_optimizer_and_maxiter():
@@ -224,13 +224,13 @@ def test_mixed_slope_validates_optimizer_and_maxiter():
     df = pd.DataFrame({"language": np.repeat(["a", "b", "c"], 4), "x": np.arange(12.0),
                        "y": np.arange(12.0) % 5})
     with pytest.raises(ValueError, match=r"`optimizer` must be one of .*got 'bfgss'. Did you mean 'bfgs'"):
-        mixed_slope(df, outcome="y", predictor="x", optimizer="bfgss")
+        mixed_slope(df, y="y", x="x", optimizer="bfgss")
     with pytest.raises(ValueError, match=r"`optimizer` must be one of"):
-        mixed_slope(df, outcome="y", predictor="x", optimizer=("bfgs", "simplex"))
+        mixed_slope(df, y="y", x="x", optimizer=("bfgs", "simplex"))
     with pytest.raises(TypeError, match=r"`maxiter` must be an integer"):
-        mixed_slope(df, outcome="y", predictor="x", maxiter=10.5)
+        mixed_slope(df, y="y", x="x", maxiter=10.5)
     with pytest.raises(ValueError, match=r"`maxiter` must be >= 1"):
-        mixed_slope(df, outcome="y", predictor="x", maxiter=0)
+        mixed_slope(df, y="y", x="x", maxiter=0)
 
 
 def test_mixed_slope_one_sided_alternative():
@@ -243,9 +243,9 @@ def test_mixed_slope_one_sided_alternative():
     g = np.repeat(np.arange(8), 15)
     x = rng.normal(size=g.size)
     df = pd.DataFrame({"language": g, "x": x, "y": 0.3 * x + rng.normal(size=8)[g] + rng.normal(size=g.size)})
-    two = mixed_slope(df, outcome="y", predictor="x")
-    gt = mixed_slope(df, outcome="y", predictor="x", alternative="greater")
-    lt = mixed_slope(df, outcome="y", predictor="x", alternative="less")
+    two = mixed_slope(df, y="y", x="x")
+    gt = mixed_slope(df, y="y", x="x", alternative="greater")
+    lt = mixed_slope(df, y="y", x="x", alternative="less")
     se, z = two.fixed_effects_se["x"], two.statistic
     assert gt.estimate == two.estimate and gt.statistic == z
     assert_allclose([gt.pvalue, lt.pvalue], [norm.sf(z), norm.cdf(z)], rtol=1e-12)
@@ -255,4 +255,4 @@ def test_mixed_slope_one_sided_alternative():
     assert_allclose(lt.ci.high, two.estimate + norm.ppf(0.95) * se, rtol=1e-12)
     assert (gt.alternative, lt.alternative, two.alternative) == ("greater", "less", "two-sided")
     with pytest.raises(ValueError, match=r"`alternative` must be one of .*Did you mean 'greater'"):
-        mixed_slope(df, outcome="y", predictor="x", alternative="greatr")
+        mixed_slope(df, y="y", x="x", alternative="greatr")

@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def shared_data_dir() -> Path:
-    """The real data directory from ``QD_DATA_DIR``; skip with the reason when it is unset or missing."""
-    env = os.environ.get("QD_DATA_DIR")
-    if not env:
-        reason = "QD_DATA_DIR is unset; integration tests need the real data directory (CI sets ../shared/data)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    p = Path(env).expanduser().resolve()
-    if not (p / "MANIFEST.tsv").is_file():
-        reason = f"QD_DATA_DIR={env!r} does not exist or has no MANIFEST.tsv"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return p
 
 
 def write_corpus(

@@ -51,3 +51,13 @@ def test_fetch_refused_file_exits_1(tmp_path, use_manifests, corpus_writer):
     use_manifests(tmp_path / "dest", mdir)
     r = runner.invoke(app, ["fetch", "toy", "--from", str(mirror), "--data-dir", str(tmp_path / "dest")])
     assert r.exit_code == 1 and "refused" in r.output
+
+
+def test_fetch_from_a_file_is_a_usage_error(tmp_path, use_manifests, corpus_writer):
+    """Regression: `--from` a file exited 1 (a failed run) instead of 2 (a usage error)."""
+    mirror, mdir = corpus_writer(tmp_path, "toy", {"toy/a.txt": b"alpha"})
+    use_manifests(tmp_path / "dest", mdir)
+    not_a_dir = tmp_path / "mirror.tar"
+    not_a_dir.write_bytes(b"x")
+    r = runner.invoke(app, ["fetch", "toy", "--from", str(not_a_dir), "--data-dir", str(tmp_path / "dest")])
+    assert r.exit_code == 2 and "is not a directory" in r.output and "mirror.tar" in r.output

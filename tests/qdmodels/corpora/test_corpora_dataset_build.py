@@ -9,7 +9,7 @@ import pytest
 from qdmodels.corpora.dataset_build import dataset_build_languages, load_dataset_build
 from qdmodels.corpora.manifest import get_manifest, verify_corpus
 from qdmodels.corpora.types import ParallelItem
-from qdstats._validation import UnknownNameError
+from qdstats.validation import UnknownNameError
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from qdmodels.corpora.languages import (
     dominant_script,
     normalize_language,
 )
-from qdstats._validation import UnknownNameError
+from qdstats.validation import UnknownNameError
 from qdstats.records import LANGUAGE_PATTERN
 
 

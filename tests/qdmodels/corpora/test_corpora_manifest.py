@@ -21,7 +21,7 @@ from qdmodels.corpora.manifest import (
     load_manifest,
     verify_corpus,
 )
-from qdstats._validation import UnknownNameError
+from qdstats.validation import UnknownNameError
 
 REPO = Path(__file__).resolve().parents[3]
 SHA = "a" * 64

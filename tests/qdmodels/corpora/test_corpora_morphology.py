@@ -10,7 +10,7 @@ from qdmodels.corpora.morphology import (
     load_morpho_challenge,
     load_sigmorphon2022,
 )
-from qdstats._validation import UnknownNameError
+from qdstats.validation import UnknownNameError
 
 MC = "morphology/morpho_challenge_2010/morphochal10data"
 

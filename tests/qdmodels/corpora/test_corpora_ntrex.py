@@ -7,7 +7,7 @@ import pytest
 from qdmodels.corpora.datadir import CorpusFileError
 from qdmodels.corpora.manifest import get_manifest
 from qdmodels.corpora.ntrex import NTREX_LINES, load_ntrex, ntrex_languages
-from qdstats._validation import UnknownNameError
+from qdstats.validation import UnknownNameError
 
 N = NTREX_LINES
 

@@ -7,7 +7,7 @@ import pytest
 
 from qdmodels.corpora.datadir import CorpusFileError
 from qdmodels.corpora.ud import ConllUFormatError, align_pud, load_conllu, parse_conllu
-from qdstats._validation import UnknownNameError
+from qdstats.validation import UnknownNameError
 
 # HTB style: article elided after a prefix (ב + ה_ + בית written בבית), no "# text" (reconstructed).
 HTB = (
@@ -168,3 +168,26 @@ def test_kaist_and_padt_and_pud(shared_data_dir):
     assert ar[0].corpus.license_flags == ("non-commercial",)
     pairs = align_pud(["eng_Latn", "kor_Hang"], data_dir=shared_data_dir)
     assert len(pairs) == 1000 and pairs[0][0].sent_id == pairs[0][1].sent_id == "n01001011"
+
+
+def _mwt_block(range_line: str, words: list[str], text: str) -> str:
+    lines = ["# sent_id = m1", f"# text = {text}", range_line]
+    lines += [f"{k}\t{w}\t{w}\tX\tX\t_\t0\tdep\t_\t_" for k, w in enumerate(words, start=1)]
+    return "\n".join(lines) + "\n\n"
+
+
+@pytest.mark.parametrize(("range_line", "match"), [
+    ("1-5\tabc\t_\t_\t_\t_\t_\t_\t_\t_", r"x\.conllu:3: multiword token range 1-5 spans past the sentence, whose last word is 3"),
+    ("1-3\tab\t_\t_\t_\t_\t_\t_\t_\t_", r"x\.conllu:3: multiword token 'ab' \(2 characters\) covers 3 words"),
+    ("2-3\tbc\t_\t_\t_\t_\t_\t_\t_\t_", r"x\.conllu:3: multiword token range 2-3 must be followed by words 2\.\.3"),
+])
+def test_multiword_ranges_that_cannot_be_right_are_errors(tmp_path, range_line, match):
+    """Regression: such ranges used to give a silently wrong segmentation."""
+    with pytest.raises(ConllUFormatError, match=match):
+        parse_conllu(tmp_path / "x.conllu", text=_mwt_block(range_line, ["a", "b", "c"], "abc"), language="eng_Latn")
+
+
+def test_a_valid_range_still_parses(tmp_path):
+    (s,) = parse_conllu(tmp_path / "x.conllu", text=_mwt_block("1-2\tab\t_\t_\t_\t_\t_\t_\t_\t_", ["a", "b", "c"], "ab c"),
+                        language="eng_Latn")
+    assert [w.form for w in s.words] == ["ab", "c"] and s.words[0].segmentation.morphs == ("a", "b")

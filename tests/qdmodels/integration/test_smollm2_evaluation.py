@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from qdmodels.evaluation import encode_items, evaluate, evaluate_conditions, make_batches
-from qdmodels.quantization import quantized
-from qdmodels.sensitivity import PrefixCache, _naive_logprobs, site_groups
-from qdmodels.sites import site_map
+from qdmodels.eval.encoding import encode_items
+from qdmodels.eval.scoring import evaluate, evaluate_conditions
+from qdmodels.eval.batching import make_batches
+from qdmodels.compress.rtn import quantized
+from qdmodels.eval.sensitivity import PrefixCache, _naive_logprobs, site_groups
+from qdmodels.models.sites import site_map
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -31,9 +31,11 @@ def test_local_matches_direct_evaluation(local_run):
     """Oracle: evaluate_conditions called directly on the same items and conditions (1 torch thread, as pinned)."""
     import torch
 
-    from qdmodels.evaluation import EvalCondition, evaluate_conditions, text_items
-    from qdmodels.pruning import compressed
-    from qdmodels.testing import tiny_model
+    from qdmodels.compress.conditions import EvalCondition
+    from qdmodels.eval.scoring import evaluate_conditions
+    from qdmodels.eval.encoding import text_items
+    from qdmodels.compress.pruning import compressed
+    from qdmodels.models.tiny import tiny_model
 
     spec, out, run = local_run
     assert run.ok and len(run.computed) == 10 and not run.skipped
@@ -109,9 +111,9 @@ def test_run_job_never_raises_for_a_job_error():
 
 def test_layer_sweep_job_matches_sweep_layers(tmp_path):
     """Oracle: sweep_layers called directly with the same scheme, seed and options."""
-    from qdmodels.evaluation import text_items
-    from qdmodels.sensitivity import sweep_layers
-    from qdmodels.testing import tiny_model
+    from qdmodels.eval.encoding import text_items
+    from qdmodels.eval.sensitivity import sweep_layers
+    from qdmodels.models.tiny import tiny_model
 
     spec = make_spec(kind="layer_sweep", models=["tiny:llama"], schemes=["int4-g16-sym"], protect=["none"],
                      seeds=[3], n_resamples=20, texts={"eng_Latn": TEXTS["eng_Latn"]})

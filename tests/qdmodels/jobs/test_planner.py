@@ -20,8 +20,8 @@ def cache(tmp_path):
 
 def test_tokens_are_counted_with_the_models_tokenizer(cache):
     """Oracle: encode_item on the same texts (context token excluded)."""
-    from qdmodels.evaluation import encode_item, text_items
-    from qdmodels.testing import tiny_tokenizer
+    from qdmodels.eval.encoding import encode_item, text_items
+    from qdmodels.models.tiny import tiny_tokenizer
 
     spec = make_spec()
     p = plan(spec, cache_dir=cache, max_seconds=0.2)
@@ -35,8 +35,8 @@ def test_tokens_are_counted_with_the_models_tokenizer(cache):
 
 
 def test_throughput_is_cached_per_model_and_machine(cache):
-    from qdmodels.evaluation import text_items
-    from qdmodels.testing import tiny_model
+    from qdmodels.eval.encoding import text_items
+    from qdmodels.models.tiny import tiny_model
 
     lm = tiny_model("gpt2")
     items = text_items(TEXTS)

@@ -153,3 +153,23 @@ def test_grid_size_property(schemes, plans, prunes, n_langs):
     assert len(jobs) == n_langs * (1 + n_grid)
     assert len({j.id for j in jobs}) == len(jobs)
     assert sum(j.is_baseline for j in jobs) == n_langs
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("name: x\nmodels: [tiny:llama\n", r"bad\.yaml:3:1: not a valid sweep spec YAML"),
+    ("name: !!python/object:os.system x\n", r"bad\.yaml:1:7: not a valid sweep spec YAML: could not determine a constructor"),
+    (b"\xff\xfe name", r"bad\.yaml is not UTF-8 text"),
+])
+def test_malformed_yaml_names_the_file_and_exits_2(tmp_path, content, match):
+    """Regression: malformed YAML and python tags failed with exit 1 and a traceback-like message."""
+    from typer.testing import CliRunner
+
+    from qdmodels.cli.main import app
+    from qdmodels.jobs import load_spec
+
+    f = tmp_path / "bad.yaml"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=match):
+        load_spec(f)
+    res = CliRunner().invoke(app, ["sweep", "plan", str(f)])
+    assert res.exit_code == 2 and "bad.yaml" in res.output, res.output

@@ -1,4 +1,4 @@
-"""Tests for qdmodels.ablation: scoped head / neuron / sublayer ablation and the per-language measurements.
+"""Tests for qdmodels.probes.ablation: scoped head / neuron / sublayer ablation and the per-language measurements.
 
 Oracles: zeroing the matching weight columns of ``o_proj`` / ``down_proj`` (an independent way to remove the same
 features), replacing the attention module's output by the ``o_proj`` bias, plain ``evaluate`` runs, and the
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from qdmodels.ablation import (
+from qdmodels.probes.ablation import (
     Ablation,
     ablated,
     ablation_means,
@@ -21,10 +21,11 @@ from qdmodels.ablation import (
     dose_response,
     head_importance,
 )
-from qdmodels.evaluation import evaluate, text_items
-from qdmodels.hooks import capture, count_hooks
-from qdmodels.sites import site_map
-from qdmodels.testing import tiny_model
+from qdmodels.eval.scoring import evaluate
+from qdmodels.eval.encoding import text_items
+from qdmodels.models.hooks import capture, count_hooks
+from qdmodels.models.sites import site_map
+from qdmodels.models.tiny import tiny_model
 
 IDS = torch.tensor([[1, 40, 41, 42, 43, 44, 45], [1, 50, 51, 52, 53, 54, 55]])
 ITEMS = text_items({
@@ -309,7 +310,7 @@ def test_dose_response_validation(tiny_gpt2):
 def test_cli_ablate(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from qdmodels.cli import probe
+    from qdmodels.cli import _common, probe
     from qdstats.records import read_records
 
     seen = []
@@ -319,7 +320,7 @@ def test_cli_ablate(tmp_path, monkeypatch):
         src = DEV_ITEMS if split == "dev" else ITEMS
         return {lang: [it for it in src if it.language == lang] for lang in ("eng_Latn", "heb_Hebr")}
 
-    monkeypatch.setattr(probe, "_items", fake_items)
+    monkeypatch.setattr(_common, "load_items", fake_items)
     out = tmp_path / "a.jsonl"
     res = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--mode", "dose", "--fractions", "0.25,0.5",
                                          "--seeds", "0", "--order", "ranked", "--method", "mean",
@@ -329,10 +330,12 @@ def test_cli_ablate(tmp_path, monkeypatch):
     q = [r.quantity for r in read_records(out)]
     assert q.count("ablation.dose_slope") == 2 and q.count("ablation.dose_slope_did") == 1
     assert q.count("ablation.delta_bits_per_byte") == 8 * 2 + 2 * 2  # dev importance (8 heads x 2 langs) + curve
-    bad = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--mode", "dosee", "--out", str(out)])
+    bad = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--mode", "dosee",
+                                         "--out", str(tmp_path / "bad.jsonl")])
     assert bad.exit_code == 2 and "`mode`" in bad.output
     monkeypatch.undo()
-    bad = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--sample", "random", "--out", str(out)])
+    bad = CliRunner().invoke(probe.app, ["ablate", "--model", "tiny:llama", "--sample", "random",
+                                         "--out", str(tmp_path / "bad.jsonl")])
     assert bad.exit_code == 2 and "`--sample` must be one of" in bad.output
 
 
@@ -361,8 +364,8 @@ def test_smollm2_integration(smollm2):
     import os
 
     from qdmodels.corpora.ntrex import load_ntrex
-    from qdmodels.evaluation import EvalCondition
-    from qdmodels.quantization import quantized
+    from qdmodels.compress.conditions import EvalCondition
+    from qdmodels.compress.rtn import quantized
 
     data = os.environ.get("QD_DATA_DIR", "/work/shared/data")
     try:

@@ -1,4 +1,4 @@
-"""Tests for qdmodels.representation: linear CKA (closed forms, weighted-bootstrap identity) and the pipeline.
+"""Tests for qdmodels.probes.representation: linear CKA (closed forms, weighted-bootstrap identity) and the pipeline.
 
 Oracles: the HSIC Gram-matrix formula of Kornblith et al. (2019, eq. 3) for linear CKA; explicit row duplication
 for the weighted (bootstrap) CKA; identical states must give exactly 1 for every measure.
@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qdmodels.evaluation import EvalCondition, text_items
-from qdmodels.hooks import count_hooks
-from qdmodels.representation import (
+from qdmodels.compress.conditions import EvalCondition
+from qdmodels.eval.encoding import text_items
+from qdmodels.models.hooks import count_hooks
+from qdmodels.probes.representation import (
     _GramStats,
     _pooling,
     cka_bootstrap,
@@ -24,7 +25,7 @@ from qdmodels.representation import (
     representation_damage,
     unit_spans,
 )
-from qdstats._validation import DegenerateDataWarning
+from qdstats.validation import DegenerateDataWarning
 from qdstats.records import Measurement
 
 ITEMS = text_items({
@@ -202,10 +203,10 @@ def test_validation(tiny_gpt2):
 def test_cli_repr(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from qdmodels.cli import probe
+    from qdmodels.cli import _common, probe
     from qdstats.records import read_records
 
-    monkeypatch.setattr(probe, "_items", lambda corpus, langs, split, limit, data_dir, sample="first": {
+    monkeypatch.setattr(_common, "load_items", lambda corpus, langs, split, limit, data_dir, sample="first": {
         k: v for k, v in [("eng_Latn", ITEMS[:3]), ("heb_Hebr", ITEMS[3:])]})
     out = tmp_path / "r.jsonl"
     res = CliRunner().invoke(probe.app, ["repr", "--model", "tiny:gpt2", "--quant", "int4-ch-sym", "--layers", "1",
@@ -214,7 +215,7 @@ def test_cli_repr(tmp_path, monkeypatch):
     recs = read_records(out)
     assert len(recs) == 6 and {r.quantity for r in recs} == {"repr.linear_cka", "repr.cosine_token", "repr.cosine_word"}
     bad = CliRunner().invoke(probe.app, ["repr", "--model", "tiny:gpt2", "--quant", "int4-ch-sym", "--layers", "x",
-                                         "--out", str(out)])
+                                         "--out", str(tmp_path / "bad.jsonl")])
     assert bad.exit_code == 2 and "`--layers` must be comma-separated integers" in bad.output
 
 
@@ -226,7 +227,7 @@ def test_smollm2_integration(smollm2):
     import os
 
     from qdmodels.corpora.ntrex import load_ntrex
-    from qdmodels.quantization import quantized
+    from qdmodels.compress.rtn import quantized
 
     try:
         test = load_ntrex(["eng_Latn", "heb_Hebr"], split="test", limit=8,

@@ -106,7 +106,7 @@ def test_validation():
 
 
 def test_accepts_evaluation_token_logprobs():
-    ev = pytest.importorskip("qdmodels.evaluation")
+    ev = pytest.importorskip("qdmodels.eval.scoring")
     t = ev.TokenLogprobs(item_id="s1", language="eng_Latn", condition={}, token_ids=(1, 2, 3, 4), byte_spans=SPANS,
                          logprobs=FULL.logprobs, method="token-bytes")
     assert [r.delta_nll for r in word_damage(t, COMP, S)] == [0.5, 2.25]
@@ -119,8 +119,9 @@ def test_end_to_end_with_evaluation_tiny_model():
     NLL of tokens outside every word equal the evaluation's own per-item NLL (rtol 1e-9: float summation order)."""
     pytest.importorskip("torch")
     from qdmodels.corpora.types import ParallelItem
-    from qdmodels.evaluation import evaluate_conditions, fp_condition, quant_condition
-    from qdmodels.testing import tiny_model
+    from qdmodels.eval.scoring import evaluate_conditions
+    from qdmodels.compress.conditions import fp_condition, quant_condition
+    from qdmodels.models.tiny import tiny_model
 
     s = make_sentence(["the", "שלום", "cat", "東京"], sid="e2e")
     item = ParallelItem(item_id="e2e", line=0, document_id="d", language="eng_Latn", source_code="eng", text=s.text)

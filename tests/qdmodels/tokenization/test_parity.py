@@ -14,7 +14,7 @@ from qdmodels.tokenization import (
     parity_table,
     text_stats,
 )
-from qdstats._validation import DegenerateDataWarning
+from qdstats.validation import DegenerateDataWarning
 
 
 def test_text_stats_hand_counts(wordlevel, sp_fallback):

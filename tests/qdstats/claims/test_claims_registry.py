@@ -7,7 +7,7 @@ import threading
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from qdstats._validation import UnknownNameError
+from qdstats.validation import UnknownNameError
 from qdstats.claims.registry import ClaimTestRegistry, get_test, list_tests
 from qdstats.results import StatResult
 

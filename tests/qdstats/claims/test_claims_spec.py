@@ -121,3 +121,12 @@ def test_requires_levels_checks_inner_test():
     d["params"] = {"column": "n_params", "k": 3, "then": "did_trend", "then_params": {"baseline": {"scheme": "fp32"}}}
     with pytest.raises(ValueError, match=r"`params.then_params` invalid for test 'did_trend'"):
         ClaimSpec.model_validate(d)
+
+
+def test_non_utf8_spec_names_file_and_line(tmp_path):
+    from qdstats.claims.spec import SpecError, load_specs
+
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"id: x\n\xff\xfe\n")
+    with pytest.raises(SpecError, match=r"c\.yaml:2: not UTF-8 text"):
+        load_specs([f])

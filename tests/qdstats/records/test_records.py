@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from qdstats._validation import UnknownNameError
+from qdstats.validation import UnknownNameError
 from qdstats.quantities import get_quantity, list_quantities, register_quantity
 from qdstats.records import (
     CorpusRef,
@@ -289,3 +289,29 @@ def test_statresult_nan_and_inf_survive_json():
                    ci=ConfidenceInterval(low=math.nan, high=math.nan, level=0.95, method="none"), warnings=("singular",))
     back = StatResult.model_validate_json(r.model_dump_json())
     assert math.isinf(back.estimate) and math.isnan(back.ci.low)
+
+
+def test_undecodable_and_invalid_lines_name_file_line_and_field(tmp_path):
+    """Regression: a non-UTF-8 line crashed reading (even with on_error='warn'), and a validation error kept only
+    pydantic's first line, without the field or the allowed values."""
+    import json
+    import warnings
+
+    from qdstats.records.io import RecordFormatError
+
+    ok = Measurement(quantity="eval.bits_per_byte", value=1.0, language="eng_Latn", item_id="s1",
+                     condition={"scheme": "fp32"})
+    bad = json.loads(ok.model_dump_json())
+    bad["model"] = {"model_id": "x", "source": "cloud"}
+    f = tmp_path / "r.jsonl"
+    f.write_bytes((ok.model_dump_json() + "\n").encode() + b"\xff\xfe{}\n" + (json.dumps(bad) + "\n").encode())
+    with pytest.raises(RecordFormatError, match=r"r\.jsonl:2: not a valid record: not UTF-8 text"):
+        read_records(f)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = read_records(f, on_error="warn")
+    assert got == [ok] or [r.content_hash() for r in got] == [ok.content_hash()]
+    msgs = [str(w.message) for w in caught]
+    assert any("r.jsonl:2:" in m for m in msgs)
+    assert any("r.jsonl:3:" in m and "`model.source`" in m and "'hub', 'local', 'gguf' or 'config'" in m
+               and "'cloud'" in m for m in msgs)

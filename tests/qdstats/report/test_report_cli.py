@@ -68,3 +68,39 @@ def test_report_command_does_not_import_torch():
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_duplicated_measurements_exit_2_naming_the_file_unless_dedupe(app, small_records, tmp_path):
+    """Regression: a file written twice doubled every record and the report silently lost English (exit 0)."""
+    twice = tmp_path / "twice.jsonl"
+    write_records(twice, list(small_records) + list(small_records), mode="w")
+    res = CliRunner().invoke(app, ["report", str(twice), "--out", str(tmp_path / "o"), "--n-resamples", "99"])
+    assert res.exit_code == 2, res.output
+    assert "duplicated measurement(s) in" in res.output and "twice.jsonl" in res.output and "--dedupe" in res.output
+    res = CliRunner().invoke(app, ["report", str(twice), "--out", str(tmp_path / "o"), "--n-resamples", "99", "--dedupe"])
+    assert res.exit_code == 0, res.output
+    assert "--dedupe dropped" in res.output and "sections: degradation" in res.output
+
+
+def test_records_of_two_corpora_are_not_pooled(app, small_records, tmp_path):
+    """Regression: two corpora were pooled into one row per language."""
+    from qdstats.records import CorpusRef, Measurement
+
+    other = CorpusRef(corpus_id="flores_plus", split="devtest", sha256="1" * 64)
+    moved = [r.model_copy(update={"corpus": other, "item_id": f"f{r.item_id}"})
+             if isinstance(r, Measurement) and r.item_id is not None else r for r in small_records]
+    f = tmp_path / "mixed.jsonl"
+    write_records(f, list(small_records) + moved, mode="w")
+    res = CliRunner().invoke(app, ["report", str(f), "--out", str(tmp_path / "o"), "--n-resamples", "99"])
+    assert res.exit_code == 2, res.output
+    assert "corpora or splits" in res.output and "flores_plus:devtest" in res.output and "--corpus" in res.output
+    res = CliRunner().invoke(app, ["report", str(f), "--out", str(tmp_path / "o"), "--n-resamples", "99",
+                                   "--corpus", "flores_plus:devtest"])
+    assert res.exit_code == 0, res.output
+
+
+def test_empty_record_file_exits_2(app, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    res = CliRunner().invoke(app, ["report", str(empty), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "no records" in res.output and "empty.jsonl" in res.output

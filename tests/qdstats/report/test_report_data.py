@@ -49,15 +49,20 @@ def test_paired_items_delta_is_exact_difference(eval_records):
     assert set(frame["condition_short"]) == {"scheme=int4-g64-sym", "scheme=int3-g64-sym"}
 
 
-def test_paired_items_matches_qdmodels_paired_frame(eval_records):
-    """Oracle: qdmodels.evaluation.paired_frame (the evaluation package's own pairing) gives the same deltas."""
-    evaluation = pytest.importorskip("qdmodels.evaluation")
+def test_paired_items_matches_a_direct_pivot_of_the_records(eval_records):
+    """Oracle: pivoting the raw records by hand (condition label -> value per item) gives the same deltas."""
+    from qdstats.records import Measurement
+
     ours, _ = rd.paired_items(eval_records)
-    theirs = evaluation.paired_frame(eval_records)
-    m = ours.merge(theirs, on=["condition", "language", "item_id"], suffixes=("", "_ev"))
-    assert len(m) == len(ours) == len(theirs)
-    assert_allclose(m["delta"], m["delta_ev"], rtol=0, atol=0)
-    assert (m["document_id"] == m["document_id_ev"]).all()
+    rows = [{"language": r.language, "item_id": r.item_id, "scheme": r.condition["scheme"], "value": r.value,
+             "doc": r.attributes.get("document_id", r.item_id)}
+            for r in eval_records if isinstance(r, Measurement) and r.quantity == "eval.bits_per_byte"]
+    wide = pd.DataFrame(rows).pivot_table(index=["language", "item_id", "doc"], columns="scheme", values="value")
+    expected = {(lang, item, s): wide.loc[(lang, item, doc), s] - wide.loc[(lang, item, doc), "fp32"]
+                for (lang, item, doc) in wide.index for s in wide.columns if s != "fp32"}
+    got = {(r.language, r.item_id, r.scheme): r.delta for r in ours.itertuples()}
+    assert got.keys() == expected.keys()
+    assert_allclose([got[k] for k in expected], list(expected.values()), rtol=0, atol=0)
 
 
 def test_paired_items_drops_unpaired_and_duplicates_with_notes():
@@ -306,7 +311,7 @@ def test_two_pinned_versions_of_one_model_stay_apart():
 
 
 def test_sweep_shaped_records_site_from_condition_and_partial_items_left_out():
-    """Records shaped like qdmodels.sensitivity.sweep_layers: site in condition['sites'] (no `site`), and
+    """Records shaped like qdmodels.eval.sensitivity.sweep_layers: site in condition['sites'] (no `site`), and
     per-item eval.bits_per_byte records of the partial conditions, which must not become degradation panels."""
     sens = [Measurement(quantity="sens.delta_bits_per_byte", value=0.1 * k, model=SYN_MODEL, language=lang, n=4,
                         condition={**_cond("int4"), "sites": f"layers.{k}"}, routine="tests.synthetic")

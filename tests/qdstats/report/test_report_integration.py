@@ -16,10 +16,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 @pytest.fixture(scope="module")
 def producer_records():
     pytest.importorskip("torch")
-    from qdmodels.evaluation import evaluate_conditions, paired_frame, text_items
-    from qdmodels.quantization import QuantScheme
-    from qdmodels.sensitivity import sweep_layers
-    from qdmodels.testing import tiny_model
+    from qdmodels.eval.scoring import evaluate_conditions
+    from qdstats.records import paired_frame
+    from qdmodels.eval.encoding import text_items
+    from qdmodels.compress.scheme import QuantScheme
+    from qdmodels.eval.sensitivity import sweep_layers
+    from qdmodels.models.tiny import tiny_model
     from qdmodels.tokenization.parity import parity_table
 
     lm = tiny_model("llama", n_layers=2)

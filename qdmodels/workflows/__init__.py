@@ -1,0 +1,1 @@
+"""End-to-end jobs built from the other packages: :mod:`~qdmodels.workflows.demo` (``qd demo``)."""
