@@ -53,13 +53,14 @@ __all__ = [
     "DisparityResult",
     "LanguageEstimate",
     "Resampling",
+    "auto_resampling",
     "degradation",
     "diff_in_diff",
     "disparity_ratio",
 ]
 
-Resampling = Literal["joint", "independent"]
-RESAMPLINGS: tuple[str, ...] = ("joint", "independent")
+Resampling = Literal["auto", "joint", "independent"]
+RESAMPLINGS: tuple[str, ...] = ("auto", "joint", "independent")
 MIN_LANGUAGES = 10
 #: Fewer independent resampling units (clusters; items when unclustered) than this per language get a
 #: SmallSampleWarning: bootstrap intervals under-cover, and a sign-flip p-value has a floor of 2^(1 - units).
@@ -177,6 +178,27 @@ class _Paired:
         self.lang, self.item, self.cluster, self.diff = lang, item, cluster, diff
         self.n_dropped = n_dropped
         self.nan_languages = nan_languages
+
+
+def auto_resampling(data: pd.DataFrame, *, language: str = "language", item: str = "item_id") -> str:
+    """``'joint'`` when every language has the same item ids (a parallel corpus), else ``'independent'``.
+
+    What ``resampling='auto'`` (the default of every estimand here, of ``qd report`` and of claims) resolves to.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> auto_resampling(pd.DataFrame({"language": ["a", "a", "b", "b"], "item_id": [1, 2, 1, 2]}))
+    'joint'
+    >>> auto_resampling(pd.DataFrame({"language": ["a", "b"], "item_id": [1, 2]}))
+    'independent'
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"`data` must be a pandas DataFrame; got {type(data).__name__}.")
+    _need_column(data, language, "language")
+    _need_column(data, item, "item")
+    sets = {lang: frozenset(g[item]) for lang, g in data.groupby(language)}
+    return "joint" if len(set(sets.values())) <= 1 else "independent"
 
 
 def _prepare(
@@ -466,9 +488,11 @@ _DOC_DATA = """    data : pandas.DataFrame
     cluster : str, optional
         Resampling cluster column (e.g. document id); each item must belong to one cluster. Default:
         the item itself.
-    resampling : {'joint', 'independent'}, default 'joint'
+    resampling : {'auto', 'joint', 'independent'}, default 'auto'
         ``'joint'``: parallel items (same item id in every language) are resampled together, keeping
-        the cross-language correlation; ``'independent'``: each language is resampled on its own.
+        the cross-language correlation; ``'independent'``: each language is resampled on its own; ``'auto'``:
+        joint when every language has the same item ids, else independent (:func:`auto_resampling`). The
+        result's ``resampling`` says which was used.
     kind : {'bca', 'percentile', 'basic', 't'}, default 'bca'
         Bootstrap interval; BCa uses the delete-one-cluster jackknife for the acceleration. ``'t'`` is the
         small-sample option for few clusters: ``estimate ± t(G-1) × SE* × sqrt(G / (G - 1))`` with the
@@ -495,7 +519,7 @@ def degradation(
     condition: str | None = None,
     value: str = "value",
     cluster: str | None = None,
-    resampling: Resampling = "joint",
+    resampling: Resampling = "auto",
     kind: DisparityKind = "bca",
     confidence_level: float = 0.95,
     n_resamples: int = 9999,
@@ -563,6 +587,8 @@ def degradation(
     """
     level, n_res, gen = _check_common(kind=kind, confidence_level=confidence_level, n_resamples=n_resamples,
                                       resampling=resampling, rng=rng)
+    if resampling == "auto":
+        resampling = auto_resampling(data, language=language, item=item)
     pairs = _prepare(data, language=language, item=item, full=full, compressed=compressed, condition=condition,
                  value=value, cluster=cluster, nan_policy=nan_policy, resampling=resampling)
     boot = _Boot(pairs, resampling=resampling, n_resamples=n_res, gen=gen)
@@ -602,6 +628,8 @@ def _pair_table(
 ) -> DisparityResult:
     level, n_res, gen = _check_common(kind=kind, confidence_level=confidence_level, n_resamples=n_resamples,
                                       resampling=resampling, rng=rng)
+    if resampling == "auto":
+        resampling = auto_resampling(data, language=language, item=item)
     if alternative is not None:
         check_option(alternative, "alternative", ALTERNATIVES)
     if not isinstance(permutation, (bool, np.bool_)):
@@ -798,7 +826,7 @@ def disparity_ratio(
     condition: str | None = None,
     value: str = "value",
     cluster: str | None = None,
-    resampling: Resampling = "joint",
+    resampling: Resampling = "auto",
     kind: DisparityKind = "bca",
     confidence_level: float = 0.95,
     n_resamples: int = 9999,
@@ -877,7 +905,7 @@ def diff_in_diff(
     condition: str | None = None,
     value: str = "value",
     cluster: str | None = None,
-    resampling: Resampling = "joint",
+    resampling: Resampling = "auto",
     kind: DisparityKind = "bca",
     confidence_level: float = 0.95,
     alternative: Alternative = "two-sided",

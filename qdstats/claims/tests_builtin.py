@@ -238,7 +238,9 @@ class DiDParams(_P):
     reference: str = Field(default="eng_Latn", description="Reference language.")
     model: str | None = Field(default=None, description="Restrict to this model_id or model family (one model per claim).")
     cluster: str | None = Field(default=None, description="Column resampled as the cluster (e.g. 'document'); default the item.")
-    resampling: Literal["joint", "independent"] = Field(default="joint", description="'joint' for parallel corpora.")
+    resampling: Literal["auto", "joint", "independent"] = Field(
+        default="auto", description="'joint' for parallel corpora; 'auto' (default, as in qd report) picks joint when "
+        "every language has the same items, else independent.")
     kind: Literal["bca", "percentile", "basic"] = Field(default="bca", description="Bootstrap interval type.")
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from qdstats.validation import check_confidence_level, check_int
-from qdstats.disparity import degradation, diff_in_diff
+from qdstats.disparity import auto_resampling, degradation, diff_in_diff
 from qdstats.records import FailedMeasurement, Measurement
 from qdstats.records.pairing import BASELINE_CONDITION, PARTIAL_KEYS as _PARTIAL_KEYS, check_records, condition_label, paired_items
 from qdstats.records.provenance import git_sha, package_version
@@ -88,12 +88,6 @@ def _join_warnings(ws: Sequence[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- degradation
-def _resampling_for(frame: pd.DataFrame) -> str:
-    """'joint' when every language has the same item ids (a parallel corpus), else 'independent'."""
-    sets = {lang: frozenset(g["item_id"]) for lang, g in frame.groupby("language")}
-    return "joint" if len(set(sets.values())) <= 1 else "independent"
-
-
 def degradation_table(
     records: Sequence[Any],
     *,
@@ -175,7 +169,7 @@ def degradation_table(
     for ((model_key, cond), g), child in zip(groups, seeds):
         has_docs = bool((g["document_id"] != g["item_id"]).any())
         cluster = "document_id" if has_docs else None
-        resampling = _resampling_for(g)
+        resampling = auto_resampling(g, language="language", item="item_id")
         deg = degradation(g, language="language", item="item_id", full="full", compressed="compressed",
                           cluster=cluster, resampling=resampling, confidence_level=level, n_resamples=n_res,
                           rng=child)

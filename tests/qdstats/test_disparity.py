@@ -171,8 +171,19 @@ def test_independent_resampling_with_nonparallel_items():
     df = df[~((df.language == "heb_Hebr") & (df.item_id < 10))]  # heb lacks 10 items
     res = quiet(degradation, df, resampling="independent", n_resamples=199, rng=0)
     assert res["heb_Hebr"].n == 20 and res["eng_Latn"].n == 30
-    did = quiet(diff_in_diff, df, reference="eng_Latn", n_resamples=199, rng=0)
+    did = quiet(diff_in_diff, df, reference="eng_Latn", resampling="joint", n_resamples=199, rng=0)
     assert any("items present in both" in w for w in did["heb_Hebr"].warnings)
+    auto = quiet(diff_in_diff, df, reference="eng_Latn", n_resamples=199, rng=0)
+    assert auto.resampling == "independent"  # the default 'auto': not every language has the same items
+
+
+def test_auto_resampling_is_joint_on_parallel_data_and_equals_it():
+    """The default 'auto' is what qd report and claims use: joint on a parallel corpus, with identical numbers."""
+    df = make_parallel(n_items=30)
+    auto = quiet(diff_in_diff, df, reference="eng_Latn", n_resamples=199, rng=0)
+    joint = quiet(diff_in_diff, df, reference="eng_Latn", resampling="joint", n_resamples=199, rng=0)
+    assert auto.resampling == "joint"
+    pd.testing.assert_frame_equal(auto.to_frame(), joint.to_frame())
 
 
 # ----------------------------------------------------------------------------- refusals, errors, warnings
