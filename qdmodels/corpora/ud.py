@@ -189,7 +189,12 @@ def parse_conllu(
         p = Path(source)
         if not p.is_file():
             raise CorpusFileError(f"CoNLL-U file {label!r} does not exist.")
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConllUFormatError(f"{label}:{line}: not UTF-8 text (byte {exc.start} of the file).") from None
     if not text.strip():
         raise CorpusFileError(f"CoNLL-U file {label!r} is empty.")
     text = text.replace("\r\n", "\n").lstrip("\ufeff")

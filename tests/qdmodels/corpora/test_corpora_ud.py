@@ -191,3 +191,11 @@ def test_a_valid_range_still_parses(tmp_path):
     (s,) = parse_conllu(tmp_path / "x.conllu", text=_mwt_block("1-2\tab\t_\t_\t_\t_\t_\t_\t_\t_", ["a", "b", "c"], "ab c"),
                         language="eng_Latn")
     assert [w.form for w in s.words] == ["ab", "c"] and s.words[0].segmentation.morphs == ("a", "b")
+
+
+def test_non_utf8_file_names_file_and_line(tmp_path):
+    """Regression: a non-UTF-8 CoNLL-U file crashed with a bare UnicodeDecodeError."""
+    f = tmp_path / "latin1.conllu"
+    f.write_bytes(_mwt_block("1-2\tab\t_\t_\t_\t_\t_\t_\t_\t_", ["a", "b", "c"], "ab c").encode() + "# text = caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConllUFormatError, match=r"latin1\.conllu:8: not UTF-8 text"):
+        parse_conllu(f, language="eng_Latn")
