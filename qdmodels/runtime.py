@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -33,7 +33,11 @@ from qdmodels.corpora.types import ParallelItem
 from qdstats.records import ModelRef
 
 __all__ = [
+    "DEVICES",
+    "DeviceName",
     "LN2",
+    "describe_device",
+    "resolve_device",
     "content_hash",
     "context_token",
     "flatten_items",
@@ -45,6 +49,51 @@ __all__ = [
 
 #: ln 2: nats per bit.
 LN2 = math.log(2.0)
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """The ``torch.device`` for a device option: ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'``,
+    ``'cuda:N'`` or ``'mps'``.
+
+    Raises
+    ------
+    ValueError
+        An unknown device, or one this machine does not have (the message says what is available).
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"`device` must be one of {DEVICES} (or 'cuda:N'); got {device!r}.")
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"`device` must be one of {DEVICES} or 'cuda:N'; got {device!r}.")
+    have_cuda = torch.cuda.is_available()
+    have_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if kind == "auto":
+        return torch.device("cuda" if have_cuda else "cpu")
+    if kind == "cuda" and not have_cuda:
+        raise ValueError(f"`device` {device!r}: CUDA is not available on this machine (torch {torch.__version__}, "
+                         "torch.cuda.is_available() is False); use 'cpu' or 'auto'.")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"`device` {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if kind == "mps" and not have_mps:
+        raise ValueError(f"`device` {device!r}: the Apple MPS backend is not available here; use 'cpu' or 'auto'.")
+    return torch.device(device)
+
+
+def describe_device(device: torch.device) -> str:
+    """``'cpu'`` or ``'cuda:0 (NVIDIA H100 80GB HBM3)'``: what records store as ``ModelRef.device``."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(device)
 
 
 def _is_loaded(obj: Any) -> bool:

@@ -248,8 +248,8 @@ def gptq_quantize_weight(
     W[:, dead] = 0
     g = scheme.group_size if scheme.granularity == "group" else None
     n_groups = math.ceil(cols / g) if g else 1
-    scales = torch.zeros(rows, n_groups, dtype=dt)
-    offsets = torch.zeros(rows, n_groups, dtype=dt)
+    scales = torch.zeros(rows, n_groups, dtype=dt, device=W.device)
+    offsets = torch.zeros(rows, n_groups, dtype=dt, device=W.device)
     static: list[tuple[torch.Tensor, torch.Tensor]] = []
     if g is None:
         s, o = _grid(W, scheme)
@@ -259,13 +259,13 @@ def gptq_quantize_weight(
             s, o = _grid(W[:, k * g:(k + 1) * g], scheme)
             static.append((s, o))
             scales[:, k:k + 1], offsets[:, k:k + 1] = s, o
-    perm = torch.arange(cols)
+    perm = torch.arange(cols, device=W.device)
     if act_order:
         perm = torch.argsort(torch.diag(H), descending=True, stable=True)
         W = W[:, perm]
         H = H[perm][:, perm]
     damp = percdamp * torch.mean(torch.diag(H))
-    idx = torch.arange(cols)
+    idx = torch.arange(cols, device=H.device)
     H[idx, idx] += damp
     L = torch.linalg.cholesky(H)
     Hinv = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
@@ -625,7 +625,8 @@ def _block_hessians(smap: SiteMap, todo: Sequence[str], layer: torch.nn.Module, 
     """``sum 2 x x^T`` (float64) over the input rows of each site in ``todo`` and the row counts, in one block pass."""
     from qdmodels.models.hooks import HookSet
 
-    H = {n: torch.zeros(_in_dim(smap, n), _in_dim(smap, n), dtype=torch.float64) for n in todo}
+    dev = smap.get(todo[0]).param.device if todo else torch.device("cpu")  # accumulate where the activations are
+    H = {n: torch.zeros(_in_dim(smap, n), _in_dim(smap, n), dtype=torch.float64, device=dev) for n in todo}
     count = {n: 0 for n in todo}
 
     def accumulate(n: str) -> Any:

@@ -96,9 +96,10 @@ def logprobs_from_logits(logits: torch.Tensor, batch: Batch) -> list[np.ndarray]
     return out
 
 
-def autocast(dtype: str) -> contextlib.AbstractContextManager[Any]:
-    if dtype == "bfloat16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+def autocast(dtype: str, device: torch.device | str = "cpu") -> contextlib.AbstractContextManager[Any]:
+    """bf16/fp16 autocast on ``device``'s type for ``dtype`` ``'bfloat16'``/``'float16'``; nothing for ``'float32'``."""
+    if dtype in ("bfloat16", "float16"):
+        return torch.autocast(torch.device(device).type, dtype=getattr(torch, dtype))
     return contextlib.nullcontext()
 
 

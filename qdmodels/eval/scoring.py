@@ -49,7 +49,7 @@ from qdmodels.eval.encoding import (
     encoded_byte_spans,
     text_items,
 )
-from qdmodels.runtime import LN2, context_token, flatten_items, resolve_model
+from qdmodels.runtime import LN2, context_token, flatten_items, model_device, resolve_model
 from qdstats.records import Measurement, ModelRef
 from qdstats.validation import check_int, check_option
 
@@ -217,7 +217,7 @@ def score_encoded(
     batches = make_batches(encoded, batch_size=batch_size, pad_id=pad_id, max_batch_tokens=max_batch_tokens)
     bar = _progress(len(encoded), desc, progress)
     try:
-        with torch.inference_mode(), autocast(compute_dtype):
+        with torch.inference_mode(), autocast(compute_dtype, model_device(model)):
             for b in batches:
                 for e, lp in zip(b.encoded, batch_logprobs(model, b)):
                     result[pos[id(e)]] = lp

@@ -22,13 +22,14 @@ from typing import Any, Literal
 
 import torch
 
+from qdmodels.runtime import describe_device, resolve_device
 from qdstats.records import ModelRef
 from qdstats.validation import check_option
 
 __all__ = ["DType", "LoadedModel", "count_parameters", "dequantized_cache_dir", "load_model"]
 
-DType = Literal["float32", "bfloat16"]
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DType = Literal["float32", "bfloat16", "float16"]
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -149,7 +150,10 @@ def _load_gguf(path: Path, sha: str, torch_dtype: torch.dtype, dtype: str, use_c
     return model, tokenizer
 
 
-def _finish(model: Any, tokenizer: Any, ref_kwargs: dict[str, Any]) -> LoadedModel:
+def _finish(model: Any, tokenizer: Any, ref_kwargs: dict[str, Any], device: torch.device | None = None) -> LoadedModel:
+    if device is not None:
+        model.to(device)
+        ref_kwargs = {**ref_kwargs, "device": describe_device(device)}
     model.eval()
     if tokenizer is not None and getattr(tokenizer, "pad_token", None) is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -183,6 +187,7 @@ def load_model(
     revision: str | None = None,
     gguf_file: str | None = None,
     dtype: DType = "float32",
+    device: str = "cpu",
     local_files_only: bool = True,
     trust_remote_code: bool = False,
     cache_dequantized: bool = True,
@@ -199,8 +204,13 @@ def load_model(
         and local directories are pinned by sha256 instead.
     gguf_file : str, optional
         GGUF file name inside the directory/repo ``name_or_path``.
-    dtype : {'float32', 'bfloat16'}, default 'float32'
-        Compute dtype; GGUF tensors are dequantized to it.
+    dtype : {'float32', 'bfloat16', 'float16'}, default 'float32'
+        Dtype of the weights; GGUF tensors are dequantized to it. fp32 is the reference for deltas; the others
+        are for a GPU (on CPU, bf16 matmuls are slow and fp16 may be unsupported by some kernels).
+    device : {'cpu', 'auto', 'cuda', 'cuda:N', 'mps'}, default 'cpu'
+        Where the model is placed (:func:`qdmodels.runtime.resolve_device`: ``'auto'`` picks CUDA when present;
+        asking for CUDA on a machine without it is a clear error). Every compressor, probe and scorer keeps its
+        tensors on the model's device. Recorded in ``ref.device`` (with the GPU's name).
     local_files_only : bool, default True
         Never touch the network unless False (the CLI's ``--online``).
     trust_remote_code : bool, default False
@@ -214,7 +224,7 @@ def load_model(
     Returns
     -------
     LoadedModel
-        ``model`` (eval mode, CPU), ``tokenizer`` (pad token set to eos when missing) and ``ref``
+        ``model`` (eval mode, on ``device``), ``tokenizer`` (pad token set to eos when missing) and ``ref``
         (``source`` 'gguf'/'local'/'hub', ``sha256`` of the weights file(s) or the hub commit ``revision``,
         ``dtype``, ``n_params`` counting tied weights once, ``family`` = ``config.model_type``).
 
@@ -250,6 +260,7 @@ def load_model(
     """
     check_option(dtype, "dtype", tuple(_DTYPES))
     torch_dtype = _DTYPES[dtype]
+    target = resolve_device(device)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = os.fspath(name_or_path)
@@ -281,7 +292,7 @@ def load_model(
         model, tokenizer = _load_gguf(Path(path), sha, torch_dtype, dtype, cache_dequantized, trust_remote_code)
         if note is None:
             note = "weights dequantized from a GGUF file (the fp baseline carries the file's quantization grid)"
-        return _finish(model, tokenizer, dict(model_id=model_id, source="gguf", sha256=sha, dtype=dtype, note=note))
+        return _finish(model, tokenizer, dict(model_id=model_id, source="gguf", sha256=sha, dtype=dtype, note=note), target)
 
     kw = dict(local_files_only=local_files_only, trust_remote_code=trust_remote_code)
     local = Path(name)
@@ -294,7 +305,7 @@ def load_model(
         sha = _sha256_dir_weights(local)
         if sha is None:
             raise FileNotFoundError(f"`name_or_path`: no *.safetensors or *.bin weights in {local} to pin by sha256.")
-        return _finish(model, tokenizer, dict(model_id=str(local.resolve()), source="local", sha256=sha, dtype=dtype))
+        return _finish(model, tokenizer, dict(model_id=str(local.resolve()), source="local", sha256=sha, dtype=dtype), target)
 
     commit = _hub_revision(name, revision, local_files_only)
     rev = commit or revision
@@ -307,4 +318,4 @@ def load_model(
             f"could not resolve a commit hash for hub model {name!r} (revision {revision!r}); "
             "pass `revision=` a 40-hex commit so the record is pinned."
         )
-    return _finish(model, tokenizer, dict(model_id=name, source="hub", revision=commit, dtype=dtype))
+    return _finish(model, tokenizer, dict(model_id=name, source="hub", revision=commit, dtype=dtype), target)

@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 import torch
 
 from qdmodels.models.loading import LoadedModel, count_parameters
+from qdmodels.runtime import describe_device, resolve_device
 from qdstats.records import ModelRef
 from qdstats.validation import check_int, check_option
 
@@ -168,7 +169,7 @@ def _config_sha256(config: Any, family: str, seed: int) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def tiny_model(family: Family, *, seed: int = 0, n_layers: int = 2) -> LoadedModel:
+def tiny_model(family: Family, *, seed: int = 0, n_layers: int = 2, device: str = "cpu") -> LoadedModel:
     """Build a tiny random causal LM of ``family`` with a matching in-memory tokenizer.
 
     Parameters
@@ -180,6 +181,8 @@ def tiny_model(family: Family, *, seed: int = 0, n_layers: int = 2) -> LoadedMod
         Seed of the weight initialization (run in a forked torch RNG: the global RNG is untouched).
     n_layers : int, default 2
         Number of decoder blocks.
+    device : str, default 'cpu'
+        Where to put it (:func:`qdmodels.runtime.resolve_device`); recorded in ``ref.device``.
 
     Returns
     -------
@@ -227,6 +230,8 @@ def tiny_model(family: Family, *, seed: int = 0, n_layers: int = 2) -> LoadedMod
                         p.copy_(0.1 * torch.randn_like(p))
                     else:
                         p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    target = resolve_device(device)
+    model.to(target)
     model.eval()
     ref = ModelRef(
         model_id=f"tiny:{family}",
@@ -236,5 +241,6 @@ def tiny_model(family: Family, *, seed: int = 0, n_layers: int = 2) -> LoadedMod
         n_params=count_parameters(model),
         family=family,
         note=f"random weights (seed={seed}, n_layers={n_layers}); for tests only",
+        device=describe_device(target),
     )
     return LoadedModel(model=model, tokenizer=tokenizer, ref=ref)

@@ -23,6 +23,7 @@ class ModelRef(BaseModel):
     revision: str | None = Field(default=None, description="Hub commit hash (required for source='hub'; no floating 'main').")
     sha256: str | None = Field(default=None, description="sha256 of the weights file (gguf/safetensors), or of the config JSON + seed for source='config'.")
     dtype: str = Field(default="float32", description="Compute dtype of the loaded weights, e.g. 'float32'.")
+    device: str | None = Field(default=None, description="Device the model was loaded on, e.g. 'cpu' or 'cuda:0 (NVIDIA H100 80GB HBM3)'; None in records made before it was recorded.")
     n_params: int | None = Field(default=None, ge=0, description="Number of parameters (tied weights counted once).")
     family: str | None = Field(default=None, description="Architecture family, e.g. 'llama', 'gpt2', 'gemma3'.")
     note: str | None = Field(default=None, description="Caveats, e.g. 'fp32 baseline is a dequantized Q4_1 GGUF'.")

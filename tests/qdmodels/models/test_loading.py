@@ -117,7 +117,9 @@ def test_bfloat16_dtype(tmp_path, tiny_llama):
 
 def test_bad_inputs(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="`dtype` must be one of"):
-        load_model("x", dtype="float16")  # type: ignore[arg-type]
+        load_model("x", dtype="float64")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`device` must be one of"):
+        load_model("x", device="tpu")
     with pytest.raises(FileNotFoundError, match="GGUF file .* does not exist"):
         load_model(tmp_path / "missing.gguf")
     with pytest.raises(ValueError, match="`revision` applies only to hub ids"):
