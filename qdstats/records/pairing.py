@@ -82,11 +82,13 @@ def _rows(records: Sequence[Any], quantity: str) -> tuple[list[dict[str, Any]], 
 
 
 def _pair(records: Sequence[Any], *, quantity: str, baseline: Mapping[str, Any] | None,
-          strict: bool) -> tuple[pd.DataFrame, list[str]]:
+          strict: bool, across_models: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """The shared pairing: ``strict`` raises where the lenient mode drops rows with a note."""
     records = check_records(records)
     base_cond = dict(BASELINE_CONDITION if baseline is None else baseline)
     rows, n_partial = _rows(records, quantity)
+    if across_models and rows:
+        rows = _across_models(rows, base_cond)
     notes: list[str] = []
     if n_partial:
         notes.append(f"{n_partial} per-item {quantity} records compress only some sites (condition key "
@@ -149,6 +151,27 @@ def _pair(records: Sequence[Any], *, quantity: str, baseline: Mapping[str, Any] 
     return out.reset_index(drop=True), notes
 
 
+def _across_models(rows: list[dict[str, Any]], base_cond: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Pair another model's items with the baseline model's: one model must hold the baseline condition; every
+    other model's records become a condition of that model (``checkpoint=<model key>`` in the condition, as
+    :func:`qdmodels.eval.compare.evaluate_checkpoints` writes it)."""
+    base_models = {r["model_key"] for r in rows if _is_baseline(r["cond"], base_cond)}
+    if len(base_models) != 1:
+        raise ValueError(
+            f"`across_models=True` needs the baseline condition {dict(base_cond)} from exactly one model; found "
+            f"{len(base_models)} ({sorted(base_models)})."
+        )
+    (base_key,) = base_models
+    base_id = next(r["model_id"] for r in rows if r["model_key"] == base_key)
+    out = []
+    for r in rows:
+        if r["model_key"] != base_key:
+            cond = {**r["cond"], "checkpoint": r["cond"].get("checkpoint", r["model_key"])}
+            r = {**r, "cond": cond, "model_key": base_key, "model_id": base_id}
+        out.append(r)
+    return out
+
+
 def _unmatched(merged: pd.DataFrame, base: pd.DataFrame, keys: list[str]) -> pd.Series:
     """Rows of ``merged`` whose item has no baseline record at all (a NaN baseline value is a match)."""
     have = pd.MultiIndex.from_frame(base[keys])
@@ -160,6 +183,7 @@ def paired_frame(
     *,
     quantity: str = "eval.bits_per_byte",
     baseline: Mapping[str, Any] | None = None,
+    across_models: bool = False,
 ) -> pd.DataFrame:
     """Tidy per-item frame pairing every compressed condition with the baseline; incomplete pairing raises.
 
@@ -173,6 +197,11 @@ def paired_frame(
     baseline : dict, optional
         The reference condition; default :data:`BASELINE_CONDITION` (``scheme='fp32'``...). A record whose
         condition adds only ``compute_dtype`` to it counts as baseline.
+    across_models : bool, default False
+        Pair items across models: the one model holding the baseline condition is the reference, and every
+        other model (e.g. a released quantized checkpoint of it) is a condition of its own, labelled
+        ``checkpoint=<model_id@sha256 or revision>``. Items are matched by ``(language, item_id)``: the models must
+        have scored the same texts (their tokenizers may differ; bits per byte does not depend on them).
 
     Returns
     -------
@@ -209,7 +238,7 @@ def paired_frame(
     >>> float(paired_frame(recs).loc[0, "delta"])
     0.25
     """
-    return _pair(records, quantity=quantity, baseline=baseline, strict=True)[0]
+    return _pair(records, quantity=quantity, baseline=baseline, strict=True, across_models=across_models)[0]
 
 
 def paired_items(

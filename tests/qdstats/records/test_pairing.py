@@ -80,3 +80,18 @@ def test_delta_is_exactly_compressed_minus_full_and_both_modes_agree(values):
     np.testing.assert_array_equal(strict["delta"], strict["compressed"] - strict["full"])
     by_item = {f"s{k}": (f + s) - f for k, (f, s) in enumerate(values)}
     np.testing.assert_array_equal(strict["delta"], [by_item[i] for i in strict["item_id"]])
+
+
+def test_across_models_pairs_a_checkpoint_with_its_original():
+    other = ModelRef(model_id="m-gptq", source="local", sha256="b" * 64)
+    ck = {**BASE, "scheme": "checkpoint", "checkpoint": "m-gptq@" + "b" * 64}
+    recs = [rec(BASE, "eng_Latn", "s1", 1.0), rec(BASE, "heb_Hebr", "s1", 2.0)]
+    recs += [r.model_copy(update={"model": other}) for r in (rec(ck, "eng_Latn", "s1", 1.5), rec(ck, "heb_Hebr", "s1", 3.0))]
+    with pytest.raises(ValueError, match="has no reference measurement"):
+        paired_frame(recs)  # within-model pairing cannot see the other model's items
+    pf = paired_frame(recs, across_models=True)
+    assert pf["delta"].tolist() == [0.5, 1.0] and set(pf["model_id"]) == {"m"}
+    assert set(pf["condition_short"]) == {"checkpoint=m-gptq@" + "b" * 64 + ",scheme=checkpoint"}
+    two_baselines = recs[:2] + [r.model_copy(update={"model": other}) for r in recs[:2]]
+    with pytest.raises(ValueError, match="from exactly one model; found 2"):
+        paired_frame(two_baselines, across_models=True)
