@@ -5,15 +5,17 @@
 * :mod:`~qdmodels.eval.scoring`: :func:`evaluate` / :func:`evaluate_conditions` (bits per byte per item, one record
   per quantity; pair them with :func:`qdstats.records.paired_frame`);
 * :mod:`~qdmodels.eval.sensitivity`: one-site-group-at-a-time sweeps with prefix caching, protection search;
-* :mod:`~qdmodels.eval.proxies`: cheap per-layer sensitivity proxies validated against the measured sweep.
+* :mod:`~qdmodels.eval.proxies`: cheap per-layer sensitivity proxies validated against the measured sweep;
+* :mod:`~qdmodels.eval.compare`: released checkpoints against their original (:func:`evaluate_checkpoints`).
 """
 
+from qdmodels.eval.compare import evaluate_checkpoints
 from qdmodels.eval.encoding import EncodedItem, encode_items, text_items
 from qdmodels.eval.scoring import EvalResult, ItemScore, TokenLogprobs, evaluate, evaluate_conditions
 from qdmodels.eval.sensitivity import PrefixCache, SweepResult, search_protection, site_groups, sweep_layers
 
 __all__ = [
-    "EncodedItem", "EvalResult", "ItemScore", "PrefixCache", "SweepResult", "TokenLogprobs", "encode_items",
+    "EncodedItem", "EvalResult", "evaluate_checkpoints", "ItemScore", "PrefixCache", "SweepResult", "TokenLogprobs", "encode_items",
     "evaluate", "evaluate_conditions", "search_protection", "site_groups", "sweep_layers",
     "text_items",
 ]
