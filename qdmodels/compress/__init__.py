@@ -5,6 +5,7 @@
 * :mod:`~qdmodels.compress.restore`: exact weight backups and the one :class:`RestoreHandle` every compressor returns;
 * :mod:`~qdmodels.compress.rtn`: round-to-nearest fake quantization (:func:`quantized`, :func:`apply_quantization`);
 * :mod:`~qdmodels.compress.gptq`: GPTQ-style calibrated quantization (:func:`apply_gptq`);
+* :mod:`~qdmodels.compress.gguf`: deployed GGUF block formats (``gguf-q4_0``...) through gguf-py's own quantizer;
 * :mod:`~qdmodels.compress.calibration_sets`: calibration token streams of a declared composition;
 * :mod:`~qdmodels.compress.pruning`: magnitude pruning, alone or before quantization;
 * :mod:`~qdmodels.compress.conditions`: :class:`EvalCondition`, a record's ``condition`` plus the context manager
@@ -16,6 +17,7 @@ up with :class:`WeightBackup`, returns a :class:`RestoreHandle`, and has a ``*_c
 
 from qdmodels.compress.calibration_sets import CalibrationSet, build_calibration, calibration_pool
 from qdmodels.compress.conditions import DEFAULT_CONDITION, EvalCondition, as_condition, fp_condition, quant_condition
+from qdmodels.compress.gguf import GGUF_TYPES, apply_gguf, gguf_condition, gguf_quantized
 from qdmodels.compress.gptq import apply_gptq, gptq_condition, gptq_quantized
 from qdmodels.compress.pruning import PruneSpec, apply_pruning, compressed, pruned
 from qdmodels.compress.restore import RestoreHandle, WeightBackup
@@ -23,7 +25,7 @@ from qdmodels.compress.rtn import QuantizationReport, apply_quantization, fake_q
 from qdmodels.compress.scheme import ProtectionPlan, QuantScheme, resolve_sites
 
 __all__ = [
-    "DEFAULT_CONDITION", "CalibrationSet", "EvalCondition", "ProtectionPlan", "PruneSpec", "QuantScheme",
+    "DEFAULT_CONDITION", "GGUF_TYPES", "CalibrationSet", "apply_gguf", "gguf_condition", "gguf_quantized", "EvalCondition", "ProtectionPlan", "PruneSpec", "QuantScheme",
     "QuantizationReport", "RestoreHandle", "WeightBackup", "apply_gptq", "apply_pruning", "apply_quantization",
     "as_condition", "build_calibration", "calibration_pool", "compressed", "fake_quantize", "fp_condition",
     "gptq_condition", "gptq_quantized", "pruned", "quant_condition", "quantized", "resolve_sites",

@@ -56,11 +56,16 @@ def fp_condition() -> EvalCondition:
 def quant_condition(scheme: Any, *, plan: Any = None) -> EvalCondition:
     """A fake-quantization condition from a ``QuantScheme`` (or its key) and an optional ``ProtectionPlan``.
 
-    Uses :func:`qdmodels.compress.rtn.quantized`, which restores the full-precision weights on exit.
+    Uses :func:`qdmodels.compress.rtn.quantized`, which restores the full-precision weights on exit. A key
+    ``'gguf-<type>'`` gives the deployed GGUF block format instead (:func:`qdmodels.compress.gguf.gguf_condition`).
     """
     from qdmodels.compress.rtn import quantized
     from qdmodels.compress.scheme import QuantScheme
 
+    if isinstance(scheme, str) and scheme.lower().startswith("gguf-"):  # a deployed GGUF block format
+        from qdmodels.compress.gguf import gguf_condition
+
+        return gguf_condition(scheme, plan=plan)
     if isinstance(scheme, str):
         scheme = QuantScheme.parse(scheme)
     cond = dict(DEFAULT_CONDITION)

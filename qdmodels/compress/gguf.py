@@ -1,0 +1,253 @@
+"""Deployed GGUF block formats as conditions: weights round-tripped through gguf-py's own quantizer.
+
+A scheme key ``gguf-<type>`` (``gguf-q4_0``, ``gguf-q4_1``, ``gguf-q5_0``, ``gguf-q5_1``, ``gguf-q8_0``,
+``gguf-mxfp4``, ``gguf-tq1_0``, ``gguf-tq2_0``, ``gguf-f16``, ``gguf-bf16``) names a real llama.cpp tensor format:
+every selected weight is quantized with ``gguf.quants.quantize`` and dequantized with ``gguf.quants.dequantize``
+(the reference Python implementation of the GGML formats that ships with llama.cpp), with its blocks along the input
+dimension, as llama.cpp stores a ``[out, in]`` weight (``ne0 = in``). The selection (protection plans), the exact
+restore and the report follow round-to-nearest quantization (:mod:`qdmodels.compress.rtn`); the report states the
+format's real storage cost in bits per weight (scales and minima included: Q4_0 = 4.5) and the fraction of each
+site's weights the format changed, so formats compare at matched storage cost.
+
+K-quants (``Q4_K`` ...) and llama.cpp's mixed presets (``Q4_K_M`` ...) are quantized by llama.cpp itself; gguf-py can
+only dequantize them, so their keys are refused with that reason.
+
+Examples
+--------
+>>> from qdmodels.models.tiny import tiny_model
+>>> from qdmodels.compress.gguf import gguf_quantized
+>>> lm = tiny_model("llama")
+>>> with gguf_quantized(lm, "gguf-q4_0") as report:
+...     round(report.bits_per_weight, 3), report.verified
+(4.5, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from qdstats.validation import DegenerateDataWarning, UnknownNameError, WarningCollector, did_you_mean
+
+from qdmodels.compress.conditions import DEFAULT_CONDITION, EvalCondition
+from qdmodels.compress.restore import BackupStorage, RestoreHandle, WeightBackup
+from qdmodels.compress.scheme import ProtectionPlan, resolve_sites, unique_param_count
+from qdmodels.models.sites import site_map
+from qdmodels.runtime import unwrap_model
+
+__all__ = ["GGUF_TYPES", "GGUFReport", "GGUFSiteStats", "apply_gguf", "gguf_condition", "gguf_quantized",
+           "gguf_roundtrip", "is_gguf_key"]
+
+#: Formats gguf-py can quantize (lower-case names as in the scheme key ``gguf-<type>``).
+GGUF_TYPES: tuple[str, ...] = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "mxfp4", "tq1_0", "tq2_0", "f16", "bf16")
+_DEQUANT_ONLY = ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s",
+                 "iq3_xxs", "iq3_s", "iq4_nl", "iq4_xs", "q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q3_k_m", "q3_k_s",
+                 "q3_k_l", "q2_k_s")
+_PREFIX = "gguf-"
+
+
+def is_gguf_key(key: Any) -> bool:
+    """Whether ``key`` names a GGUF format condition (``'gguf-...'``)."""
+    return isinstance(key, str) and key.lower().startswith(_PREFIX)
+
+
+def _ggml_type(key: str) -> Any:
+    """The ``gguf.GGMLQuantizationType`` of a ``gguf-<type>`` key (clear errors for unknown / dequantize-only types)."""
+    from gguf import GGMLQuantizationType
+
+    name = key.lower().removeprefix(_PREFIX)
+    if name in _DEQUANT_ONLY:
+        raise ValueError(
+            f"`quant` {key!r}: gguf-py can dequantize {name.upper()} but not quantize it (k-quants and mixed presets "
+            f"are made by llama.cpp's own quantizer); in-process GGUF formats: {[_PREFIX + t for t in GGUF_TYPES]}."
+        )
+    if name not in GGUF_TYPES:
+        raise UnknownNameError(f"`quant` {key!r} is not a GGUF format gguf-py can quantize; allowed: "
+                               f"{[_PREFIX + t for t in GGUF_TYPES]}." + did_you_mean(name, GGUF_TYPES))
+    return getattr(GGMLQuantizationType, name.upper())
+
+
+def _format_bits(qtype: Any) -> tuple[int, float]:
+    """``(block size, bits per weight)`` of a GGML type: storage bytes per block x 8 / weights per block."""
+    from gguf import GGML_QUANT_SIZES
+
+    block, nbytes = GGML_QUANT_SIZES[qtype]
+    return block, nbytes * 8 / block
+
+
+def gguf_roundtrip(weight: torch.Tensor, key: str, *, layout: str | None = "out_in") -> torch.Tensor:
+    """``dequantize(quantize(weight))`` in format ``key``, blocks along the input dimension (a new tensor).
+
+    ``layout='in_out'`` (GPT-2 ``Conv1D``) transposes so that blocks still run along the input dimension. The
+    arithmetic is gguf-py's (NumPy, float32, on the CPU); the result comes back in the weight's dtype and device.
+
+    Raises
+    ------
+    ValueError
+        The input dimension is not a multiple of the format's block size.
+    """
+    qtype = _ggml_type(key)
+    block, _ = _format_bits(qtype)
+    w2 = weight.detach()
+    w2 = w2.t() if layout == "in_out" else w2
+    if w2.ndim != 2 or w2.shape[1] % block:
+        raise ValueError(f"`quant` {key!r}: blocks of {block} along the input dimension do not fit a weight of shape "
+                         f"{tuple(weight.shape)} (input dimension {w2.shape[-1]}).")
+    from gguf import quants
+
+    x = w2.to("cpu", torch.float32).contiguous().numpy()
+    deq = quants.dequantize(quants.quantize(x, qtype), qtype).reshape(x.shape).astype(np.float32)
+    out = torch.from_numpy(deq).to(device=weight.device, dtype=weight.dtype)
+    return (out.t() if layout == "in_out" else out).contiguous()
+
+
+@dataclass(frozen=True)
+class GGUFSiteStats:
+    """What the format did to one weight tensor."""
+
+    site: str
+    shape: tuple[int, ...]
+    numel: int
+    bits_per_weight: float
+    frac_changed: float
+    relative_error: float
+
+
+@dataclass(frozen=True)
+class GGUFReport:
+    """Report of :func:`apply_gguf`: per-site stats, storage cost, verification."""
+
+    key: str
+    plan_key: str
+    sites: tuple[GGUFSiteStats, ...]
+    n_params_quantized: int
+    n_params_total: int
+    bits_per_weight: float
+    model_bits_per_weight: float
+    verified: bool
+    warnings: tuple[str, ...]
+
+
+def _check(smap: Any, names: list[str], key: str) -> None:
+    block, _ = _format_bits(_ggml_type(key))
+    for name in names:
+        s = smap.sites[name]
+        p = s.param
+        cols = p.shape[0] if s.weight_layout == "in_out" else p.shape[-1]
+        if p.ndim != 2 or cols % block:
+            raise ValueError(f"`quant` {key!r}: site {name!r} {tuple(p.shape)} has input dimension {cols}, not a "
+                             f"multiple of the format's block of {block}; protect it (ProtectionPlan) or use another format.")
+
+
+def apply_gguf(model: Any, key: str, *, plan: ProtectionPlan | str | None = None, fp_bits: int = 16,
+               backup: BackupStorage | None = None) -> RestoreHandle[GGUFReport]:
+    """Replace the selected weights by their round trip through GGUF format ``key``, in place; return a handle.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or LoadedModel
+    key : str
+        ``'gguf-<type>'``, one of :data:`GGUF_TYPES`.
+    plan : ProtectionPlan or str, optional
+        What stays in full precision; default as round-to-nearest (attention and MLP projections are converted).
+    fp_bits : int, default 16
+        Storage bits assumed for the unconverted tensors in ``model_bits_per_weight``.
+    backup : {'memory', 'disk'}, optional
+        Where the originals are kept for the bit-exact restore (see :class:`~qdmodels.compress.restore.WeightBackup`).
+
+    Returns
+    -------
+    RestoreHandle
+        ``report`` (:class:`GGUFReport`) and ``restore()``; a context manager.
+
+    Raises
+    ------
+    ValueError
+        Unknown or dequantize-only format; a selected weight whose input dimension is not a multiple of the block.
+
+    Notes
+    -----
+    Validated against: the written weights equal ``gguf.quants.dequantize(gguf.quants.quantize(w))`` of each
+    original weight exactly, and the restore is bit-exact (tests/qdmodels/compress/test_gguf.py).
+    """
+    mdl = unwrap_model(model)
+    if isinstance(plan, str):
+        plan = ProtectionPlan.parse(plan)
+    _, fmt_bits = _format_bits(_ggml_type(key))
+    smap = site_map(mdl)
+    names = resolve_sites(smap, plan=plan, what=f"convert to {key}")
+    _check(smap, names, key)
+    backup_ = WeightBackup(backup)
+    wc = WarningCollector()
+    stats, done = [], set()
+    try:
+        with torch.no_grad():
+            for name in names:
+                site = smap.sites[name]
+                p = site.param
+                if p.data_ptr() in done:
+                    continue
+                done.add(p.data_ptr())
+                new = gguf_roundtrip(p.data, key, layout=site.weight_layout)
+                orig = backup_.save(p)
+                p.data.copy_(new)
+                if not torch.equal(p.detach(), new):
+                    raise RuntimeError(f"verification failed at site {name!r}: the {key} weights were not written.")
+                diff = (new.double() - orig.double())
+                ssq = float(orig.double().square().sum())
+                rel = math.sqrt(float(diff.square().sum()) / ssq) if ssq > 0 else math.nan
+                stats.append(GGUFSiteStats(site=name, shape=tuple(p.shape), numel=p.numel(), bits_per_weight=fmt_bits,
+                                           frac_changed=float((diff != 0).sum()) / p.numel(), relative_error=rel))
+    except BaseException:
+        backup_.restore()
+        raise
+    if not any(s.frac_changed > 0 for s in stats):
+        wc.warn(f"{key} changed no weight of the {len(stats)} selected tensors.", DegenerateDataWarning)
+    n_q = sum(s.numel for s in stats)
+    n_total = unique_param_count(smap)
+    report = GGUFReport(
+        key=key.lower(), plan_key=plan.key if plan is not None else "none", sites=tuple(stats), n_params_quantized=n_q,
+        n_params_total=n_total, bits_per_weight=fmt_bits,
+        model_bits_per_weight=(fmt_bits * n_q + fp_bits * (n_total - n_q)) / n_total,
+        verified=any(s.frac_changed > 0 for s in stats), warnings=wc.messages,
+    )
+    return RestoreHandle(report=report, backup=backup_)
+
+
+@contextlib.contextmanager
+def gguf_quantized(model: Any, key: str, *, plan: ProtectionPlan | str | None = None,
+                   backup: BackupStorage | None = None) -> Iterator[GGUFReport]:
+    """Context manager: :func:`apply_gguf`, yield the report, restore on exit (also after an error)."""
+    handle = apply_gguf(model, key, plan=plan, backup=backup)
+    try:
+        yield handle.report
+    finally:
+        handle.restore()
+
+
+def gguf_condition(key: str, *, plan: ProtectionPlan | str | None = None) -> EvalCondition:
+    """An :class:`~qdmodels.compress.conditions.EvalCondition` for a GGUF format (what ``--quant gguf-q4_0`` builds).
+
+    The condition is ``{'scheme': 'gguf-<type>', 'protect': <plan key or 'none'>, 'prune': 'none',
+    'backend': 'gguf-py'}``; ``check`` refuses, before any scoring, a format or a weight shape that cannot apply.
+    """
+    _ggml_type(key)
+    if isinstance(plan, str):
+        plan = ProtectionPlan.parse(plan)
+    cond = {**DEFAULT_CONDITION, "scheme": key.lower(), "protect": plan.key if plan is not None else "none",
+            "backend": "gguf-py"}
+
+    def _apply(model: torch.nn.Module) -> contextlib.AbstractContextManager[Any]:
+        return gguf_quantized(model, key, plan=plan)
+
+    def _check_model(model: torch.nn.Module) -> None:
+        smap = site_map(model)
+        _check(smap, resolve_sites(smap, plan=plan, what=f"convert to {key}"), key)
+
+    return EvalCondition(cond, _apply, _check_model)
