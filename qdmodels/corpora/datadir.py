@@ -9,7 +9,8 @@ Data directory, first match wins:
 The layout inside the data directory mirrors the shared data folder (``ntrex128/NTREX-128/...``,
 ``ud/UD_Hebrew-IAHLTwiki/...``), so ``QD_DATA_DIR=../shared/data`` works directly.
 
-Manifest directory: ``QD_MANIFEST_DIR`` if set, else ``corpora/`` at the repository root (located from this file).
+Manifest directory: ``QD_MANIFEST_DIR`` if set, else ``corpora/`` at the root of the checkout this file runs from,
+else the installed data package ``qd_corpora`` (the repository's ``corpora/`` folder, shipped in the wheel).
 """
 
 from __future__ import annotations
@@ -69,11 +70,32 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def manifest_dir() -> Path:
-    """Directory holding ``<corpus_id>/manifest.yaml``: ``QD_MANIFEST_DIR`` or the repository's ``corpora/``."""
+    """Directory holding ``<corpus_id>/manifest.yaml``, first match wins.
+
+    1. the environment variable ``QD_MANIFEST_DIR``;
+    2. ``corpora/`` of the source tree this module runs from (a checkout, with or without an editable install), so
+       code and manifests always come from the same tree;
+    3. the data package ``qd_corpora`` of an installed ``qd`` (the wheel ships the repository's ``corpora/`` folder
+       under that name, see ``pyproject.toml``), located with :func:`importlib.resources.files`.
+
+    When none exists, the checkout path of step 2 is returned and the caller reports it as missing.
+    """
     env = os.environ.get("QD_MANIFEST_DIR")
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[2] / "corpora"
+    root = Path(__file__).resolve().parents[2]
+    checkout = root / "corpora"
+    if (root / "pyproject.toml").is_file() and (checkout / "__init__.py").is_file():
+        return checkout
+    try:
+        from importlib.resources import files
+
+        pkg = Path(str(files("qd_corpora")))
+        if pkg.is_dir():
+            return pkg.resolve()
+    except (ImportError, TypeError, ValueError):  # not installed, or not a plain folder (e.g. inside a zip)
+        pass
+    return checkout
 
 
 def check_relative_path(path: str, name: str = "path") -> str:
