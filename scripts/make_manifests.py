@@ -99,6 +99,25 @@ DB_BIB = """@misc{dataset-build,
     note = "BSD-2-Clause",
 }"""
 
+FLORES_BIB = """@article{nllb-2024-scaling,
+    title = "Scaling neural machine translation to 200 languages",
+    author = "{NLLB Team} and Costa-juss{\\`a}, Marta R. and Cross, James and others",
+    journal = "Nature",
+    year = "2024",
+    volume = "630",
+    number = "8018",
+    pages = "841--846",
+    doi = "10.1038/s41586-024-07335-x",
+}"""
+
+#: FLORES+ on the hub, pinned. The revision (dataset version 4.6 per the public references that cite it) was taken
+#: from public documents that load the dataset at this commit; it could not be checked against the hub from the
+#: machine that wrote this (no internet). Column names follow the dataset card (id, text, url, ...).
+FLORES_PLUS = {
+    "repo_id": "openlanguagedata/flores_plus",
+    "revision": "5fec6c13f9e5a4db2f745d4ec0d7c9721ddc4f06",
+}
+
 _SRC = re.compile(r"source:\s*(?:github\.com/)?(?P<repo>[\w.-]+/[\w.-]+)(?:\s+\S+)?\s+commit\s+(?P<commit>[0-9a-f]{7,40})\s*(?:\((?P<date>[^)]*)\))?")
 
 
@@ -321,6 +340,32 @@ def build(data: Path) -> list[dict]:
         "license": {"spdx": "BSD-2-Clause", "note": "package metadata License-Expression"},
         "license_flags": [], "languages": langs, "files": files, "citation": DB_BIB,
     })
+
+    # FLORES+ (Hugging Face hub, no local files: read with `datasets` by qdmodels.corpora.load_corpus)
+    out.append({
+        "corpus_id": "flores_plus", "title": "FLORES+ (OLDI)",
+        "description": "FLORES+ machine-translation benchmark maintained by the Open Language Data Initiative: English "
+                       "sentences from Wikinews, Wikijunior and Wikivoyage translated into about 200 language "
+                       "varieties; 997 sentences per language in dev and 1,012 in devtest, aligned by `id`. No "
+                       "files are kept in the data directory: `load_corpus('flores_plus', languages=[...], "
+                       "split='devtest')` (or `--corpus flores_plus --split devtest`) reads one dataset configuration "
+                       "per language (named by its code, e.g. heb_Hebr) through the `datasets` library at the pinned "
+                       "revision. Sentences of one source article share `url`, which is used as the document id "
+                       "(the cluster of the bootstrap). Gated on the hub (accept the terms, then log in). The "
+                       "revision was copied from public references that load the dataset at it and was not checked "
+                       "against the hub when this manifest was written (no internet).",
+        "kind": "parallel", "location": "hub",
+        "source": {"kind": "huggingface", "repository": f"https://huggingface.co/datasets/{FLORES_PLUS['repo_id']}",
+                   "commit": FLORES_PLUS["revision"],
+                   "note": f"hub revision {FLORES_PLUS['revision']} (FLORES+ 4.6 per the references citing it); "
+                           "not verified from an offline machine"},
+        "license": {"spdx": "CC-BY-SA-4.0", "note": "dataset card (CC BY-SA 4.0)"},
+        "license_flags": [], "languages": [],
+        "hub": {"repo_id": FLORES_PLUS["repo_id"], "revision": FLORES_PLUS["revision"], "config": "{language}",
+                "splits": ["dev", "devtest"],
+                "columns": {"text": "text", "item_id": "id", "document_id": "url"}, "gated": True},
+        "citation": FLORES_BIB,
+    })
     return out
 
 
@@ -337,7 +382,7 @@ def _str_presenter(dumper, data):
 def readme(m: CorpusManifest) -> str:
     """A short human README with the citation (BibTeX), generated from the manifest."""
     src = m.source
-    pin = src.commit if src.kind == "git" else src.version
+    pin = src.commit if src.kind in ("git", "huggingface") else src.version
     flags = ", ".join(m.license_flags) if m.license_flags else "none"
     langs = ", ".join(f"{le.code} ({le.source_code})" for le in m.languages) or "n/a"
     size = sum(f.bytes for f in m.files)
@@ -352,6 +397,11 @@ def readme(m: CorpusManifest) -> str:
         f"- **Languages ({len(m.languages)}):** {langs}",
         f"- **Fetch:** `qd data fetch {m.corpus_id}` (or `--from /path/to/mirror` offline)\n",
     ]
+    if m.location == "hub" and m.hub is not None:
+        parts[-1] = (f"- **Load:** `load_corpus('{m.corpus_id}', languages=[...], split=...)` or `--corpus {m.corpus_id} "
+                     f"--split ...` (splits: {', '.join(m.hub.splits)}); reads `{m.hub.repo_id}` at revision "
+                     f"`{m.hub.revision}` (`pip install datasets`)"
+                     + ("; gated: accept the terms on the hub, then `hf auth login`" if m.hub.gated else "") + "\n")
     if m.citation:
         parts += ["## Citation\n", "```bibtex", m.citation, "```"]
     return "\n".join(parts) + "\n"

@@ -25,10 +25,13 @@ from typing import Annotated, Any, Literal
 import typer
 
 __all__ = [
-    "CORPORA", "N_RESAMPLES", "check_out", "check_out_dir", "check_resume_out", "echo", "err", "floats", "guard", "ints", "language",
-    "language_keys", "languages", "load", "load_items", "schemes", "split_list", "stage_logger", "write_out",
+    "CORPORA", "N_RESAMPLES", "check_out", "check_out_dir", "check_resume_out", "corpus_languages", "corpus_split",
+    "echo", "err", "floats", "guard", "ints", "language", "language_keys", "languages", "load", "load_corpus",
+    "load_items", "note_once", "schemes", "split_list", "stage_logger", "write_out",
 ]
 
+#: corpus ids read from the data directory by name (any other --corpus is an id, a path or hf:<repo> that
+#: :func:`qdmodels.corpora.load_corpus` reads)
 CORPORA = ("ntrex128",)
 #: the one default number of bootstrap / permutation resamples of every command
 N_RESAMPLES = 2000
@@ -88,8 +91,20 @@ def record_notes(records: Iterable[Any]) -> None:
         err(f"note: {text}")
 
 
+_NOTES_SHOWN: set[str] = set()
+
+
+def note_once(notes: Iterable[str]) -> None:
+    """Print each note as ``note: ...`` on stderr, once per command run (a corpus loaded twice says it once)."""
+    for text in notes:
+        if text not in _NOTES_SHOWN:
+            _NOTES_SHOWN.add(text)
+            err(f"note: {text}")
+
+
 def guard(fn: Callable[[], Any]) -> Any:
     """Run ``fn``; validation errors exit 2 with their message, other failures exit 1."""
+    _NOTES_SHOWN.clear()
     try:
         return fn()
     except typer.Exit:
@@ -209,20 +224,56 @@ def load(model: str, revision: str | None = None) -> Any:
     return load_model(model, revision=revision)
 
 
-def load_items(corpus: str, langs: str, split: str, limit: int | None, data_dir: Path | None, *,
-               sample: str = "first") -> dict[str, Any]:
-    """NTREX-128 items per normalized language from a comma-separated ``langs`` string (``sample``: see ``load_ntrex``).
+def corpus_split(corpus: str, split: str | None, default: str) -> str | None:
+    """The split to load: ``--split`` when given; else the command's NTREX default for ``ntrex128``, and None
+    (every row; a hub corpus then asks for one) for any other corpus."""
+    if split is not None:
+        return split
+    return default if corpus in CORPORA else None
 
-    The one item loader of the commands (tests replace it with ``monkeypatch.setattr(_common, "load_items", ...)``).
+
+def corpus_languages(text: str, name: str = "--langs") -> list[str] | None:
+    """Normalized codes of a comma-separated list for :func:`load_corpus` (``all``: None, every language of the
+    corpus). Any well-formed ``xxx_Yyyy`` code is accepted, so a file may hold languages NTREX-128 lacks."""
+    if text.strip() == "all":
+        return None
+    from qdmodels.corpora import resolve_language
+
+    return list(dict.fromkeys(resolve_language(c) for c in split_list(text, name)))
+
+
+def load_corpus(corpus: str, codes: Sequence[str] | None, split: str | None, limit: int | None,
+                data_dir: Path | None, *, sample: str = "first") -> Any:
+    """A corpus other than NTREX-128 by id, path or ``hf:<repo>`` (:func:`qdmodels.corpora.load_corpus`); its notes
+    (e.g. "no document_id: CIs cluster by item") are printed once."""
+    from qdmodels.corpora import load_corpus as _load_corpus
+
+    pc = _load_corpus(corpus, languages=codes, split=split, limit=limit, sample=sample,  # type: ignore[arg-type]
+                      data_dir=data_dir)
+    note_once(pc.notes)
+    return pc
+
+
+def load_items(corpus: str, langs: str, split: str | None, limit: int | None, data_dir: Path | None, *,
+               sample: str = "first") -> dict[str, Any]:
+    """Items per normalized language from a comma-separated ``langs`` string (``sample``: see ``load_ntrex``).
+
+    ``corpus``: ``ntrex128`` (the data directory), another corpus id (``flores_plus``, ``dataset_build``), a file
+    (TSV, CSV, JSONL, Parquet), a folder of ``<lang>.txt`` files, or ``hf:<repo>[:<split>]``
+    (:func:`qdmodels.corpora.load_corpus`); ``--langs all`` takes every language of such a corpus. The one item
+    loader of the commands (tests replace it with ``monkeypatch.setattr(_common, "load_items", ...)``).
     """
     from qdstats.validation import check_option
 
-    check_option(corpus, "--corpus", CORPORA)
     check_option(sample, "--sample", ("first", "spread"))
-    codes = languages(langs)
-    from qdmodels.corpora.ntrex import load_ntrex
+    if corpus in CORPORA:
+        codes = languages(langs)
+        from qdmodels.corpora.ntrex import load_ntrex
 
-    pc = load_ntrex(codes, split=split, limit=limit, sample=sample, data_dir=data_dir)  # type: ignore[arg-type]
+        kw = {} if split is None else {"split": split}
+        pc = load_ntrex(codes, limit=limit, sample=sample, data_dir=data_dir, **kw)  # type: ignore[arg-type]
+    else:
+        pc = load_corpus(corpus, corpus_languages(langs), split, limit, data_dir, sample=sample)
     return {k: list(v) for k, v in pc.items.items()}
 
 
@@ -312,15 +363,24 @@ ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="Embedded name (smollm2-135m), .gguf file, directory, HF id, or tiny:<family>.")]
 RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision of the model (HF ids only).")]
 CorpusOpt = Annotated[str, typer.Option(
-    "--corpus", help="Corpus id: ntrex128 (NTREX-128 from the data directory); `qd demo` also takes dataset_build.")]
+    "--corpus", help="ntrex128 (NTREX-128 from the data directory), flores_plus, dataset_build, your own file "
+                     "(.tsv/.csv/.jsonl/.parquet: long `language,text[,item_id,document_id,split]` or wide, one column "
+                     "per language), a folder of <lang>.txt files, or hf:<repo>[:<split>] (see docs/corpora.md).")]
 #: ``--corpus`` where records are read (``qd report``): which of the records' corpora (``corpus_id:split``) to use.
 RecordsCorpusOpt = Annotated[str | None, typer.Option(
     "--corpus", help="With records of several corpora or splits: the one to use, as 'corpus_id:split' (e.g. ntrex128:test).")]
 LangsOpt = Annotated[str, typer.Option(
-    "--langs", help="Comma-separated languages: NTREX codes (eng, heb, zho-CN) or normalized codes (eng_Latn).")]
+    "--langs", help="Comma-separated languages: NTREX codes (eng, heb, zho-CN), ISO 639-1 (he) or normalized codes "
+                    "(eng_Latn); with a corpus other than ntrex128, `all` takes every language in it.")]
 ReferenceOpt = Annotated[str, typer.Option(
     "--reference", help="Reference language of the comparisons (eng or eng_Latn: normalized).")]
+_SPLIT_HELP = ("ntrex128: document-level split dev, test or all. A corpus file: the rows whose `split` column has this "
+               "value (default: every row). flores_plus and hf: datasets: the dataset's split (dev, devtest).")
 SplitOpt = Annotated[str, typer.Option("--split", help="NTREX document-level split: dev, test or all.")]
+#: --split of the commands that take --corpus; None: the command's NTREX default (:func:`corpus_split`)
+DevSplitOpt = Annotated[str | None, typer.Option("--split", help=_SPLIT_HELP, show_default="dev for ntrex128")]
+TestSplitOpt = Annotated[str | None, typer.Option("--split", help=_SPLIT_HELP, show_default="test for ntrex128")]
+AllSplitOpt = Annotated[str | None, typer.Option("--split", help=_SPLIT_HELP, show_default="all for ntrex128")]
 GoldSplitOpt = Annotated[str | None, typer.Option(
     "--split", help="Treebank split (dev/test, default test); word lists: MC2010 train/dev/combined (default "
                     "combined), SIGMORPHON dev/test (default dev).")]

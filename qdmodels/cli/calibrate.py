@@ -2,9 +2,9 @@
 
 * ``qd calibrate gptq --model smollm2-135m --quant int4-g64-sym --calibration eng --langs eng_Latn,heb_Hebr
   --out F.jsonl``: evaluates fp32, RTN and GPTQ (calibration composition recorded in ``condition``) on NTREX
-  items of ``--split`` (default test; calibration text comes from dataset_build and never from the test split),
-  and writes per-item evaluation records plus GPTQ layer-error records. ``--calibration target`` builds one
-  calibration set per language.
+  items of ``--split`` (default test; calibration text comes from dataset_build and never from the test split;
+  ``--corpus`` takes any corpus :func:`qdmodels.corpora.load_corpus` reads), and writes per-item evaluation records
+  plus GPTQ layer-error records. ``--calibration target`` builds one calibration set per language.
 * ``qd calibrate proxies --model ... --quant int4-g64-sym --langs ... --out F.jsonl``: output-error and Fisher
   proxies per layer and language, the measured single-layer sweep on the same items, and the proxies'
   Spearman correlations with the measurement.
@@ -23,6 +23,7 @@ from qdmodels.cli import _common as c
 from qdmodels.cli._common import (
     AppendOpt,
     BatchOpt,
+    CorpusOpt,
     DataDirOpt,
     GranularityOpt,
     LangsOpt,
@@ -35,7 +36,7 @@ from qdmodels.cli._common import (
     QuantOpt,
     RevisionOpt,
     SeedOpt,
-    SplitOpt,
+    TestSplitOpt,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -50,7 +51,8 @@ def gptq_cmd(
     calibration: Annotated[str, typer.Option("--calibration", help="Composition: eng, multi, target, proportional.")] = "eng",
     langs: LangsOpt = "eng_Latn,heb_Hebr",
     calib_langs: Annotated[str | None, typer.Option("--calib-langs", help="Languages of multi/proportional calibration (default: --langs).")] = None,
-    split: SplitOpt = "test",
+    corpus: CorpusOpt = "ntrex128",
+    split: TestSplitOpt = None,
     limit: LimitOpt = None,
     n_sequences: Annotated[int, typer.Option("--n-sequences", min=1, help="Calibration sequences.")] = 128,
     seq_len: Annotated[int, typer.Option("--seq-len", min=2, help="Tokens per calibration sequence.")] = 512,
@@ -65,13 +67,15 @@ def gptq_cmd(
 ) -> None:
     """Evaluate fp32, RTN and GPTQ with a recorded calibration composition.
 
-    --split is dev or test (the NTREX items evaluated); calibration text comes from dataset_build.
+    --split is dev or test (the NTREX items evaluated; with another --corpus, the rows of its split column, default
+    every row); calibration text comes from dataset_build and is checked to share no text with the evaluated items.
     --seed is the calibration sampling seed.
 
     Examples:
 
       qd calibrate gptq -m smollm2-135m --quant int4-g64-sym --calibration multi --langs eng_Latn,heb_Hebr --out w2.jsonl
       qd calibrate gptq -m smollm2-135m --quant int4-g64-sym --calibration target --limit 16 --out w2_target.jsonl
+      qd calibrate gptq -m smollm2-135m --quant int4-g64-sym --corpus my_sentences.tsv --langs eng,heb --out mine.jsonl
     """
 
     def run() -> None:
@@ -85,18 +89,21 @@ def gptq_cmd(
         from qdstats.validation import check_option
 
         mode = c.check_out(out, append=append, overwrite=overwrite)
-        if split not in ("dev", "test"):
+        eval_split = c.corpus_split(corpus, split, "test")
+        if corpus in c.CORPORA and eval_split not in ("dev", "test"):
             raise ValueError(f"`--split` must be 'dev' or 'test'; got {split!r}.")
         check_option(calibration, "--calibration", ("eng", "multi", "target", "proportional"))
         sch = QuantScheme.parse(str(quant))
-        eval_langs = c.languages(langs)
+        eval_langs = c.languages(langs) if corpus in c.CORPORA else c.corpus_languages(langs)
+        if eval_langs is None:
+            raise ValueError("`--langs` must name the languages (not `all`): they choose the calibration text.")
         c_langs = c.languages(calib_langs, "--calib-langs") if calib_langs else eval_langs
         log = c.stage_logger(progress)
         log("loading calibration text ...")
         pool_langs = sorted(set(c_langs) | ({"eng_Latn"} if calibration == "eng" else set()) |
                             (set(eval_langs) if calibration == "target" else set()))
         pool = calibration_pool(pool_langs, sources=("dataset_build",))
-        items = c.load_items("ntrex128", ",".join(eval_langs), split, limit, data_dir)
+        items = c.load_items(corpus, ",".join(eval_langs), eval_split, limit, data_dir)
         log(f"loading model {model} ...")
         lm = c.load(model, revision)
         all_items = [it for lang in eval_langs for it in items[lang]]
@@ -133,6 +140,7 @@ def proxies_cmd(
     out: OutOpt,
     quant: QuantOpt = "int4-g128-sym",
     langs: LangsOpt = "eng_Latn,heb_Hebr",
+    corpus: CorpusOpt = "ntrex128",
     limit: LimitOpt = None,
     granularity: GranularityOpt = "layer",
     n_resamples: NResamplesOpt = c.N_RESAMPLES,
@@ -147,7 +155,7 @@ def proxies_cmd(
 ) -> None:
     """Per-layer proxies, the measured sweep on the same items, and the proxies' rank correlation with it.
 
-    Items: the first --limit NTREX dev sentences per language.
+    Items: the first --limit NTREX dev sentences per language (another --corpus: its first --limit items).
     --n-resamples and --seed drive the measured sweep's cluster bootstrap.
 
     Examples:
@@ -168,7 +176,7 @@ def proxies_cmd(
         if granularity not in ("layer", "component"):
             raise ValueError(f"`--granularity` must be 'layer' or 'component'; got {granularity!r}.")
         log = c.stage_logger(progress)
-        items = c.load_items("ntrex128", langs, "dev", limit, data_dir)
+        items = c.load_items(corpus, langs, c.corpus_split(corpus, None, "dev"), limit, data_dir)
         log(f"loading model {model} ...")
         lm = c.load(model, revision)
         log("output-error proxies ...")

@@ -53,7 +53,9 @@ def list_cmd(
         status = verify_corpus(m, data_dir, check_hash=not quick)
         n_ok = sum(s.verified for s in status)
         n_present = sum(s.present for s in status)
-        if n_ok == len(status):
+        if m.location == "hub" and m.hub is not None:
+            st = f"hub: {m.hub.repo_id}@{m.hub.revision[:7]} (read with `datasets`)"
+        elif n_ok == len(status):
             st = "present, size ok" if quick else "present, verified"
         elif n_present == 0:
             st = "missing"

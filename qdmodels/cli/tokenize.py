@@ -10,6 +10,7 @@ import typer
 
 from qdmodels.cli import _common as c
 from qdmodels.cli._common import (
+    AllSplitOpt,
     AppendOpt,
     CorpusOpt,
     DataDirOpt,
@@ -20,7 +21,6 @@ from qdmodels.cli._common import (
     OverwriteOpt,
     ReferenceOpt,
     SeedOpt,
-    SplitOpt,
     TokenizerNameOpt,
     TokenizerOpt,
 )
@@ -41,7 +41,7 @@ def parity_cmd(
     corpus: CorpusOpt = "ntrex128",
     langs: LangsOpt = "all",
     reference: ReferenceOpt = "eng",
-    split: SplitOpt = "all",
+    split: AllSplitOpt = None,
     limit: LimitOpt = None,
     n_resamples: NResamplesOpt = c.N_RESAMPLES,
     seed: SeedOpt = 0,
@@ -53,7 +53,8 @@ def parity_cmd(
     """Tokens per sentence, premium vs the reference language, bytes/chars per token, UNK / byte-fallback /
     partial-character fractions and fertility, per language.
 
-    --langs all (the default) takes all 128 NTREX languages; the reference is added when missing.
+    --langs all (the default) takes all 128 NTREX languages (another --corpus: all its languages); the reference is
+    added when missing (NTREX) or must be in the corpus (other corpora).
     A language named twice (eng and eng_Latn) is measured once.
     --n-resamples: document-cluster bootstrap of the premium CI. --limit: the first N items per language.
 
@@ -61,6 +62,7 @@ def parity_cmd(
 
       qd tokenize parity -t gpt2 --corpus ntrex128 --split all --n-resamples 999 --seed 0 --out gpt2.jsonl
       qd tokenize parity -t qwen3 --langs heb,zho-CN --reference eng_Latn --limit 20 --n-resamples 0 --out qwen3.jsonl
+      qd tokenize parity -t gpt2 --corpus my_sentences.tsv --reference eng --out mine.jsonl
     """
     import math
     import warnings
@@ -71,16 +73,27 @@ def parity_cmd(
         from qdmodels.tokenization import load_tokenizer, parity_frame, parity_table
 
         mode = c.check_out(out, append=append, overwrite=overwrite)
-        if corpus != "ntrex128":
-            raise ValueError(f"`--corpus` must be 'ntrex128'; got {corpus!r}.")
         tok = load_tokenizer(tokenizer, name=name)
-        if langs.strip() == "all":
-            codes = [le.source_code for le in get_manifest("ntrex128").languages]
+        if corpus in c.CORPORA:
+            if langs.strip() == "all":
+                codes = [le.source_code for le in get_manifest("ntrex128").languages]
+            else:
+                codes = c.split_list(langs, "--langs")
+            keys, ref = c.language_keys(codes, reference)
+            pc = load_ntrex(keys, split=c.corpus_split(corpus, split, "all"), limit=limit, data_dir=data_dir)  # type: ignore[arg-type]
+            items = {k: pc.items[k] for k in keys}
         else:
-            codes = c.split_list(langs, "--langs")
-        keys, ref = c.language_keys(codes, reference)
-        pc = load_ntrex(keys, split=split, limit=limit, data_dir=data_dir)  # type: ignore[arg-type]
-        items = {k: pc.items[k] for k in keys}
+            from qdmodels.corpora import resolve_language
+
+            ref = resolve_language(reference)
+            wanted = c.corpus_languages(langs)
+            if wanted is not None and ref not in wanted:
+                wanted = [ref, *wanted]
+            pc = c.load_corpus(corpus, wanted, split, limit, data_dir)
+            if ref not in pc.items:
+                raise ValueError(f"`--reference` {reference!r} ({ref}) is not in {corpus}; its languages: "
+                                 f"{', '.join(pc.items)}.")
+            items = dict(pc.items)
         c.err(f"tokenizer {tok.name} ({tok.kind}, sha256 {tok.ref.sha256[:12]}...), {len(items)} languages, "
               f"{len(items[ref])} items each")
         with warnings.catch_warnings():

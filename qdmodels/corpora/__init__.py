@@ -43,6 +43,13 @@ from qdmodels.corpora.normalize import normalization_steps, normalize_text
 from qdmodels.corpora.ntrex import ParallelCorpus, load_ntrex, ntrex_languages
 from qdmodels.corpora.splits import document_split
 from qdmodels.corpora.types import ParallelItem, SegmentedWord, Sentence, Word
+from qdmodels.corpora.user import (
+    NO_DOCUMENT_ID_NOTE,
+    CorpusFormatError,
+    corpus_ids,
+    load_corpus,
+    resolve_language,
+)
 from qdmodels.corpora.ud import (
     ConllUFormatError,
     align_pud,
@@ -54,12 +61,14 @@ from qdmodels.corpora.ud import (
 __all__ = [
     "CalibrationText",
     "ConllUFormatError",
+    "CorpusFormatError",
     "CorpusFileError",
     "CorpusManifest",
     "DatasetBuildCorpus",
     "FetchError",
     "FetchReport",
     "FileStatus",
+    "NO_DOCUMENT_ID_NOTE",
     "GoldSegmentations",
     "InflectionEntry",
     "LanguageInfo",
@@ -73,6 +82,7 @@ __all__ = [
     "Word",
     "align_boundaries",
     "align_pud",
+    "corpus_ids",
     "dataset_build_languages",
     "default_cache_dir",
     "detransliterate_turkish",
@@ -81,6 +91,7 @@ __all__ = [
     "get_manifest",
     "list_manifests",
     "load_conllu",
+    "load_corpus",
     "load_dataset_build",
     "load_manifest",
     "load_morpho_challenge",
@@ -95,6 +106,7 @@ __all__ = [
     "ntrex_languages",
     "parse_conllu",
     "resolve_data_dir",
+    "resolve_language",
     "segmented_word",
     "sha256_file",
     "ud_treebanks",

@@ -135,6 +135,14 @@ def fetch_corpus(
     (refused) and an escaping path (rejected); not independently validated.
     """
     m = name if isinstance(name, CorpusManifest) else get_manifest(name)
+    if m.location == "hub":
+        hub = m.hub
+        raise FetchError(
+            f"corpus {m.corpus_id!r} is not fetched into the data directory: it is read from the Hugging Face hub "
+            f"dataset {hub.repo_id if hub else '?'} at revision {m.source.commit} with the `datasets` library when it "
+            f"is loaded (load_corpus({m.corpus_id!r}, ...) or --corpus {m.corpus_id}); `pip install datasets`"
+            + (", accept the dataset's terms on the hub and log in (`hf auth login`)." if hub and hub.gated else ".")
+        )
     if m.location == "package":
         status = verify_corpus(m)
         bad = [(s.path, s.message or "not verified") for s in status if not s.verified]

@@ -37,6 +37,7 @@ from qdstats.validation import UnknownNameError, did_you_mean
 __all__ = [
     "CorpusManifest",
     "FileStatus",
+    "HubDataset",
     "LanguageEntry",
     "LicenseInfo",
     "ManifestError",
@@ -64,17 +65,19 @@ class SourceInfo(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["git", "npm", "pypi"] = Field(description="Kind of upstream: a git repository, npm or PyPI packages.")
+    kind: Literal["git", "npm", "pypi", "huggingface"] = Field(
+        description="Kind of upstream: a git repository, npm or PyPI packages, or a Hugging Face hub dataset.")
     repository: str = Field(description="Upstream repository or package page URL.")
-    commit: str | None = Field(default=None, description="Pinned git commit (full hash where known) for kind='git'.")
+    commit: str | None = Field(default=None, description="Pinned git commit (full hash where known) for kind='git'; "
+                                                         "the hub dataset revision for kind='huggingface'.")
     commit_date: str | None = Field(default=None, description="Commit date as given in SOURCE.txt.")
     version: str | None = Field(default=None, description="Pinned package version for kind='npm'/'pypi'.")
     note: str = Field(default="", description="Provenance note copied from SOURCE.txt.")
 
     @model_validator(mode="after")
     def _pinned(self) -> SourceInfo:
-        if self.kind == "git" and not self.commit:
-            raise ValueError("a git source needs `commit`.")
+        if self.kind in ("git", "huggingface") and not self.commit:
+            raise ValueError(f"a {self.kind} source needs `commit` (a git commit or the hub revision).")
         if self.kind in ("npm", "pypi") and not self.version:
             raise ValueError(f"a {self.kind} source needs `version`.")
         return self
@@ -96,6 +99,31 @@ class LanguageEntry(BaseModel):
 
     code: str = Field(pattern=LANGUAGE_PATTERN, description="ISO 639-3 + script, e.g. 'heb_Hebr'.")
     source_code: str = Field(description="The source's code, e.g. 'heb', 'zho-CN', 'he'.")
+
+
+class HubDataset(BaseModel):
+    """A corpus read from the Hugging Face hub with the ``datasets`` library (``location='hub'``), pinned by revision.
+
+    ``config`` may contain ``{language}``: one dataset configuration per language (FLORES+ names its
+    configurations ``eng_Latn``, ``heb_Hebr``...). ``columns`` maps the loader's column names (``text``,
+    ``item_id``, ``document_id``, ``language``) to the dataset's own.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repo_id: str = Field(description="Hub dataset id, e.g. 'openlanguagedata/flores_plus'.")
+    revision: str = Field(description="Pinned revision (40-hex commit of the hub repository).")
+    config: str | None = Field(default=None, description="Configuration name, or a template with '{language}'.")
+    splits: tuple[str, ...] = Field(default=(), description="The dataset's splits, e.g. ('dev', 'devtest').")
+    columns: dict[str, str] = Field(default_factory=dict, description="Loader column name -> dataset column name.")
+    gated: bool = Field(default=False, description="The hub asks users to accept terms (and log in) before download.")
+
+    @field_validator("revision")
+    @classmethod
+    def _rev(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{40}", v):
+            raise ValueError(f"`revision` must be a 40-hex commit; got {v!r}.")
+        return v
 
 
 class ManifestFile(BaseModel):
@@ -141,15 +169,17 @@ class CorpusManifest(BaseModel):
     title: str = Field(description="Human-readable title.")
     description: str = Field(default="", description="What the corpus is and what the toolkit uses it for.")
     kind: Literal["parallel", "treebank", "morphology", "text", "tokenizer"] = Field(description="Kind of data.")
-    location: Literal["data_dir", "package"] = Field(
-        default="data_dir", description="'data_dir': files under the data directory; 'package': files of an installed Python package."
+    location: Literal["data_dir", "package", "hub"] = Field(
+        default="data_dir", description="'data_dir': files under the data directory; 'package': files of an installed "
+                                        "Python package; 'hub': read from the Hugging Face hub (`hub`), no local files."
     )
     package: str | None = Field(default=None, description="Distribution name for location='package'.")
     source: SourceInfo = Field(description="Pinned upstream.")
     license: LicenseInfo = Field(description="License.")
     license_flags: tuple[str, ...] = Field(default=(), description="Restrictions to show in listings and reports, e.g. ('non-commercial',).")
     languages: tuple[LanguageEntry, ...] = Field(default=(), description="Languages (normalized + source code).")
-    files: tuple[ManifestFile, ...] = Field(description="Files with size and sha256.")
+    files: tuple[ManifestFile, ...] = Field(default=(), description="Files with size and sha256 (none for location='hub').")
+    hub: HubDataset | None = Field(default=None, description="The hub dataset, pinned, for location='hub'.")
     citation: str | None = Field(default=None, description="BibTeX or a reference line.")
 
     @field_validator("corpus_id")
@@ -165,7 +195,14 @@ class CorpusManifest(BaseModel):
         if len(paths) != len(set(paths)):
             dup = sorted({p for p in paths if paths.count(p) > 1})
             raise ValueError(f"`files` lists a path more than once: {dup}.")
-        if not self.files:
+        if self.location == "hub":
+            if self.hub is None or self.source.kind != "huggingface" or self.files:
+                raise ValueError("location='hub' needs `hub`, source kind 'huggingface' and no `files`.")
+            if self.hub.revision != self.source.commit:
+                raise ValueError(f"`hub.revision` {self.hub.revision} differs from `source.commit` {self.source.commit}.")
+        elif self.hub is not None:
+            raise ValueError("`hub` applies only to location='hub'.")
+        elif not self.files:
             raise ValueError("`files` must not be empty.")
         if self.location == "package" and not self.package:
             raise ValueError("location='package' needs `package`.")
@@ -250,6 +287,12 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def corpus_root(manifest: CorpusManifest, data_dir: str | os.PathLike[str] | None = None) -> Path:
     """Root that manifest paths are relative to: the data directory, or site-packages for package corpora."""
+    if manifest.location == "hub":
+        hub = manifest.hub
+        raise CorpusFileError(
+            f"corpus {manifest.corpus_id!r} has no local files: it is read from the Hugging Face hub dataset "
+            f"{hub.repo_id if hub else '?'} with the `datasets` library (load_corpus({manifest.corpus_id!r}, ...))."
+        )
     if manifest.location == "package":
         from importlib import metadata
 

