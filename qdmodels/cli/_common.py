@@ -213,15 +213,18 @@ def language_keys(codes: Sequence[str], reference: str) -> tuple[list[str], str]
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def load(model: str, revision: str | None = None) -> Any:
-    """An embedded name, GGUF file, directory or HF id (:func:`qdmodels.models.loading.load_model`), or ``tiny:<family>``."""
+def load(model: str, revision: str | None = None, *, device: str = "auto", dtype: str = "float32") -> Any:
+    """An embedded name, GGUF file, directory or HF id (:func:`qdmodels.models.loading.load_model`), or ``tiny:<family>``,
+    on ``device`` in ``dtype`` (both recorded in every record's ``model``)."""
     if model.startswith("tiny:"):
         from qdmodels.models.tiny import tiny_model
 
-        return tiny_model(model.split(":", 1)[1])  # type: ignore[arg-type]
+        if dtype != "float32":
+            raise ValueError(f"`--dtype` {dtype!r}: tiny test models are float32 only.")
+        return tiny_model(model.split(":", 1)[1], device=device)  # type: ignore[arg-type]
     from qdmodels.models.loading import load_model
 
-    return load_model(model, revision=revision)
+    return load_model(model, revision=revision, device=device, dtype=dtype)  # type: ignore[arg-type]
 
 
 def corpus_split(corpus: str, split: str | None, default: str) -> str | None:
@@ -362,6 +365,13 @@ def write_out(path: Path, records: Iterable[Any], mode: WriteMode = "w") -> int:
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="Embedded name (smollm2-135m), .gguf file, directory, HF id, or tiny:<family>.")]
 RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision of the model (HF ids only).")]
+CompareOpt = Annotated[list[str] | None, typer.Option(
+    "--compare", help="Another model to score on the same items and pair with --model by item (e.g. a released "
+    "quantized checkpoint of it); repeat for several.")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps; recorded in the records.")]
+DTypeOpt = Annotated[str, typer.Option(
+    "--dtype", help="Weights dtype: float32 (the reference for deltas), bfloat16 or float16 (for GPUs).")]
 CorpusOpt = Annotated[str, typer.Option(
     "--corpus", help="ntrex128 (NTREX-128 from the data directory), flores_plus, dataset_build, your own file "
                      "(.tsv/.csv/.jsonl/.parquet: long `language,text[,item_id,document_id,split]` or wide, one column "

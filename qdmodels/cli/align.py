@@ -99,7 +99,7 @@ def align_cmd(
         )
 
         out_mode = c.check_out(out, append=append, overwrite=overwrite)
-        tok = load_tokenizer(tokenizer, name=name)
+        tok = load_tokenizer(tokenizer, name=name, data_dir=data_dir)
         data, corpus_ref, is_sents = _load_gold(gold, split, limit, data_dir)
         m = mode or ("context" if is_sents else "isolated")
         alignments = align_morphemes(tok, data, mode=m)  # type: ignore[arg-type]

@@ -60,6 +60,8 @@ def gptq_cmd(
     act_order: Annotated[bool, typer.Option("--act-order/--no-act-order", help="GPTQ activation order.")] = False,
     batch_size: BatchOpt = 16,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
     append: AppendOpt = False,
@@ -105,7 +107,7 @@ def gptq_cmd(
         pool = calibration_pool(pool_langs, sources=("dataset_build",))
         items = c.load_items(corpus, ",".join(eval_langs), eval_split, limit, data_dir)
         log(f"loading model {model} ...")
-        lm = c.load(model, revision)
+        lm = c.load(model, revision, device=device, dtype=dtype)
         all_items = [it for lang in eval_langs for it in items[lang]]
         recs = []
         if calibration == "target":
@@ -148,6 +150,8 @@ def proxies_cmd(
     batch_size: BatchOpt = 16,
     skip_sweep: Annotated[bool, typer.Option("--skip-sweep", help="Proxies only (no measured sweep, no validation).")] = False,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
     append: AppendOpt = False,
@@ -178,7 +182,7 @@ def proxies_cmd(
         log = c.stage_logger(progress)
         items = c.load_items(corpus, langs, c.corpus_split(corpus, None, "dev"), limit, data_dir)
         log(f"loading model {model} ...")
-        lm = c.load(model, revision)
+        lm = c.load(model, revision, device=device, dtype=dtype)
         log("output-error proxies ...")
         recs = output_error_proxies(lm, items, quant, granularity=granularity, batch_size=batch_size)  # type: ignore[arg-type]
         log("Fisher proxies ...")

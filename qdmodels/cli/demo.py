@@ -47,6 +47,8 @@ def demo(
     n_resamples: NResamplesOpt = c.N_RESAMPLES,
     seed: SeedOpt = 0,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML/Markdown report.")] = False,
@@ -93,7 +95,7 @@ def demo(
                         limit=int(limit or 24), split=c.corpus_split(corpus, split, "test"), out_dir=out,
                         batch_size=batch_size,
                         max_batch_tokens=max_batch_tokens or None, n_resamples=n_resamples, seed=seed,
-                        data_dir=data_dir, report=not no_report, progress=progress, revision=revision,
+                        data_dir=data_dir, report=not no_report, progress=progress, revision=revision, device=device, dtype=dtype,
                         log=(lambda s: stderr.print(s)) if progress else (lambda s: None))
 
     res = c.guard(run)

@@ -59,6 +59,9 @@ def eval_cmd(
     batch_size: BatchOpt = 16,
     max_batch_tokens: MaxBatchTokensOpt = 0,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
+    compare: c.CompareOpt = None,
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
     append: AppendOpt = False,
@@ -66,11 +69,16 @@ def eval_cmd(
 ) -> None:
     """Bits per byte per sentence and language, full precision and/or quantized (paired items).
 
+    With --compare OTHER (repeatable) the same items are scored under --model and every OTHER model as loaded
+    (e.g. the GGUF or GPTQ release of --model); pair them with qd report or
+    qdstats.records.paired_frame(records, across_models=True). --quant does not combine with --compare.
+
     Examples:
 
       qd eval -m smollm2-135m --langs eng_Latn,heb_Hebr --limit 50 --quant int4-g64-sym --out eval.jsonl
       qd eval -m smollm2-135m --quant int4-g64-sym --protect layers=0,1 --no-fp --out eval.jsonl --append
       qd eval -m smollm2-135m --corpus my_sentences.tsv --langs eng,heb --quant int4-g64-sym --out mine.jsonl
+      qd eval -m ./SmolLM2-135M --compare ./SmolLM2-135M-Q4_0.gguf --langs eng,heb,kor --limit 100 --out ck.jsonl
     """
 
     def run() -> None:
@@ -78,6 +86,19 @@ def eval_cmd(
         from qdmodels.eval.scoring import evaluate_conditions
 
         mode = c.check_out(out, append=append, overwrite=overwrite)
+        if compare:
+            if quant is not None or protect is not None:
+                raise ValueError("`--compare` scores the models as loaded; it does not combine with `--quant`/`--protect`.")
+            from qdmodels.eval.compare import evaluate_checkpoints
+
+            items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "test"), limit, data_dir, sample=sample)
+            models = [c.load(m, revision if m == model else None, device=device, dtype=dtype) for m in [model, *compare]]
+            res = evaluate_checkpoints(models[0], models[1:], items, batch_size=batch_size,
+                                       max_batch_tokens=max_batch_tokens or None, progress=progress)
+            n = c.write_out(out, [r for er in res.values() for r in er.records], mode)
+            _summary(res)
+            c.err(f"wrote {n} records to {out}")
+            return
         if protect is not None and quant is None:
             raise ValueError("`--protect` needs `--quant` (a protection plan only applies to a quantized model).")
         conds = [fp_condition()] if (fp or quant is None) else []
@@ -89,7 +110,7 @@ def eval_cmd(
                 plan = ProtectionPlan.parse(protect)
             conds.append(quant_condition(quant, plan=plan))
         items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "test"), limit, data_dir, sample=sample)
-        lm = c.load(model, revision)
+        lm = c.load(model, revision, device=device, dtype=dtype)
         res = evaluate_conditions(lm, items, conds, batch_size=batch_size, max_batch_tokens=max_batch_tokens or None,
                                   progress=progress)
         n = c.write_out(out, [r for er in res.values() for r in er.records], mode)
@@ -110,7 +131,9 @@ def _summary(res: dict[str, Any]) -> None:
         for s in er.scores:
             by.setdefault(s.language, []).append(s.bits_per_byte)
         line = ", ".join(f"{k} {np.mean(v):.4f}" for k, v in by.items())
-        c.echo(f"[{cond.get('scheme')} protect={cond.get('protect')}] mean bits/byte: {line}")
+        what = cond.get("checkpoint") or er.records[0].model.model_id if cond.get("scheme") in ("checkpoint",) else None
+        label = f"checkpoint {what}" if what else f"{cond.get('scheme')} protect={cond.get('protect')}"
+        c.echo(f"[{label}] mean bits/byte: {line}")
 
 
 @sweep_app.command("layers")
@@ -130,6 +153,8 @@ def sweep_layers_cmd(
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 16,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
@@ -150,7 +175,7 @@ def sweep_layers_cmd(
         c.check_resume_out(out)
         layer_list = c.ints(layers, "--layers")
         items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "dev"), limit, data_dir, sample=sample)
-        lm = c.load(model, revision)
+        lm = c.load(model, revision, device=device, dtype=dtype)
         res = sweep_layers(lm, items, quant, granularity=granularity, layers=layer_list, out=out,  # type: ignore[arg-type]
                            prefix_cache=prefix_cache, n_resamples=n_resamples, rng=seed, batch_size=batch_size,
                            progress=progress)
@@ -173,6 +198,8 @@ def weights_cmd(
     k: Annotated[float, typer.Option("--k", help="Outlier threshold in standard deviations.")] = 3.0,
     super_weight_top: Annotated[int, typer.Option("--super-weight-top", help="Candidates per down_proj.")] = 1,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
     append: AppendOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -188,7 +215,7 @@ def weights_cmd(
         from qdmodels.probes.weights import weight_stats
 
         mode = c.check_out(out, append=append, overwrite=overwrite)
-        lm = c.load(model, revision)
+        lm = c.load(model, revision, device=device, dtype=dtype)
         site_list = [s.strip() for s in sites.split(",") if s.strip()] if sites else None
         recs = weight_stats(lm, sites=site_list, k=k, super_weight_top=super_weight_top)
         n = c.write_out(out, recs, mode)
@@ -212,6 +239,8 @@ def activations_cmd(
     threshold: Annotated[float, typer.Option("--threshold", help="Outlier-channel threshold (LLM.int8: 6).")] = 6.0,
     batch_size: BatchOpt = 16,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
     append: AppendOpt = False,
@@ -231,7 +260,7 @@ def activations_cmd(
         mode = c.check_out(out, append=append, overwrite=overwrite)
         pts = tuple(c.split_list(points, "--points"))
         items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "dev"), limit, data_dir, sample=sample)
-        lm = c.load(model, revision)
+        lm = c.load(model, revision, device=device, dtype=dtype)
         recs = activation_stats(lm, items, points=pts, outlier_threshold=threshold, batch_size=batch_size,  # type: ignore[arg-type]
                                 progress=progress)
         n = c.write_out(out, recs, mode)

@@ -59,6 +59,8 @@ def repr_cmd(
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 8,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
     append: AppendOpt = False,
@@ -86,7 +88,7 @@ def repr_cmd(
         log("loading items ...")
         items = c.load_items(corpus, langs, c.corpus_split(corpus, split, "test"), limit, data_dir, sample=sample)
         log(f"loading model {model} ...")
-        lm = c.load(model, revision)
+        lm = c.load(model, revision, device=device, dtype=dtype)
         log(f"representation damage under {', '.join(conditions)} ...")
         res = representation_damage(lm, items, conditions, layers=layer_list,
                                     measures=c.split_list(measures, "--measures"),  # type: ignore[arg-type]
@@ -124,6 +126,8 @@ def ablate_cmd(
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 8,
     revision: RevisionOpt = None,
+    device: c.DeviceOpt = "auto",
+    dtype: c.DTypeOpt = "float32",
     data_dir: DataDirOpt = None,
     progress: ProgressOpt = True,
     append: AppendOpt = False,
@@ -168,7 +172,7 @@ def ablate_cmd(
         log("loading items ...")
         items = c.load_items(corpus, langs, eval_split, limit, data_dir, sample=sample)
         log(f"loading model {model} ...")
-        lm = c.load(model, revision)
+        lm = c.load(model, revision, device=device, dtype=dtype)
         dev = None
         if order == "ranked" or method == "mean":
             dev = c.load_items(corpus, langs, "dev", dev_limit, data_dir, sample=sample)

@@ -73,7 +73,7 @@ def parity_cmd(
         from qdmodels.tokenization import load_tokenizer, parity_frame, parity_table
 
         mode = c.check_out(out, append=append, overwrite=overwrite)
-        tok = load_tokenizer(tokenizer, name=name)
+        tok = load_tokenizer(tokenizer, name=name, data_dir=data_dir)
         if corpus in c.CORPORA:
             if langs.strip() == "all":
                 codes = [le.source_code for le in get_manifest("ntrex128").languages]

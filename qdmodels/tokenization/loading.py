@@ -62,6 +62,11 @@ def data_dir() -> Path:
     raise FileNotFoundError(f"no data directory with tokenizers/: set QD_DATA_DIR (looked in {[str(c) for c in candidates]}).")
 
 
+def _tokenizer_root(override: str | os.PathLike[str] | None) -> Path:
+    """``override`` when given, else :func:`data_dir`."""
+    return Path(override).expanduser() if override is not None else data_dir()
+
+
 @dataclass(frozen=True)
 class LoadedTokenizer:
     """A tokenizer with its identity.
@@ -152,7 +157,7 @@ def _gpt2_from_files(encoder: Path, merges: Path) -> Tokenizer:
     return tok
 
 
-def load_tokenizer(source: Any, *, name: str | None = None) -> LoadedTokenizer:
+def load_tokenizer(source: Any, *, name: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> LoadedTokenizer:
     """Load a tokenizer offline and pin it by sha256.
 
     Parameters
@@ -163,6 +168,9 @@ def load_tokenizer(source: Any, *, name: str | None = None) -> LoadedTokenizer:
         holding either, or a tokenizer object.
     name : str, optional
         Name used in records; defaults to the short name, the directory name or ``'object'``.
+    data_dir : path-like, optional
+        Data directory holding ``tokenizers/`` for short names (else ``$QD_DATA_DIR``, the corpora cache, or the
+        checkout's ``../shared/data``).
 
     Returns
     -------
@@ -213,7 +221,7 @@ def load_tokenizer(source: Any, *, name: str | None = None) -> LoadedTokenizer:
         path = Path(text)
         default = path.name
         if not path.exists() and text in KNOWN_TOKENIZERS:
-            path = data_dir() / "tokenizers" / KNOWN_TOKENIZERS[text]
+            path = _tokenizer_root(data_dir) / "tokenizers" / KNOWN_TOKENIZERS[text]
             default = text
         if not path.exists():
             raise UnknownNameError(

@@ -201,6 +201,8 @@ def run_demo(
     progress: bool = True,
     log: Callable[[str], None] = print,
     revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
 ) -> DemoResult:
     """Run the main job and save its records.
 
@@ -230,6 +232,9 @@ def run_demo(
         Bootstrap settings (deterministic for a given seed).
     revision : str, optional
         Hub revision of ``model`` (hub ids only).
+    device, dtype : str
+        Where and in which dtype the model runs (:func:`qdmodels.models.loading.load_model`); default 'auto'
+        (CUDA when present) and 'float32'.
 
     Returns
     -------
@@ -258,7 +263,7 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log(f"loading model {model} ...")
-    loaded = load_model(model, revision=revision)
+    loaded = load_model(model, revision=revision, device=device, dtype=dtype)  # type: ignore[arg-type]
     log(f"  {loaded.ref.model_id} ({loaded.ref.n_params:,} parameters, sha256 {str(loaded.ref.sha256)[:12]}...)")
     items, parallel, corpus_notes = load_demo_corpus(corpus, languages, limit=limit, split=split, data_dir=data_dir)
     log(f"corpus {corpus}: {sum(len(v) for v in items.values())} sentences in {len(items)} languages "

@@ -77,6 +77,7 @@ def test_one_name_per_concept():
         if "--model" in opts:
             assert "-m" in opts["--model"].opts, f"qd {name}: --model without -m"
             assert "--revision" in opts, f"qd {name} reads a model but has no --revision"
+            assert {"--device", "--dtype"} <= set(opts), f"qd {name} runs a model but has no --device/--dtype"
         if "--langs" in opts and path != ("calibrate", "gptq"):
             assert "--data-dir" in opts, f"qd {name} reads a corpus but has no --data-dir"
         if "--n-resamples" in opts:

@@ -72,3 +72,27 @@ def test_refusals(base):
         evaluate_checkpoints(base, [base], items)
     with pytest.raises(TypeError, match="LoadedModel"):
         evaluate_checkpoints(base, [base.model], items)
+
+
+def test_cli_compare_scores_both_models_and_pairs_them(base, tmp_path):
+    from typer.testing import CliRunner
+
+    from qdmodels.cli.main import app
+    from qdstats.records import read_records
+
+    q4 = _checkpoint(base, tmp_path / "q4", "Q4_0")
+    orig = _checkpoint(base, tmp_path / "orig")
+    f = tmp_path / "t.tsv"
+    f.write_text("item_id\tlanguage\ttext\n1\teng\tThe fox runs.\n1\theb\tהשועל רץ.\n2\teng\tA dog.\n2\theb\tכלב.\n",
+                 encoding="utf-8")
+    out = tmp_path / "ck.jsonl"
+    res = CliRunner().invoke(app, ["eval", "-m", str(tmp_path / "orig"), "--compare", str(tmp_path / "q4"),
+                                   "--corpus", str(f), "--langs", "eng,heb", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    frame = paired_frame(read_records(out), across_models=True)
+    assert len(frame) == 4 and (frame["delta"] != 0).any()
+    assert {q4.ref.sha256} == {c.split("@")[1].split(",")[0] for c in frame["condition_short"]}
+    assert orig.ref.sha256 in set(r.model.sha256 for r in read_records(out))
+    bad = CliRunner().invoke(app, ["eval", "-m", str(tmp_path / "orig"), "--compare", str(tmp_path / "q4"),
+                                   "--quant", "int4-ch-sym", "--corpus", str(f), "--out", str(tmp_path / "x.jsonl")])
+    assert bad.exit_code == 2 and "does not combine" in bad.output

@@ -65,3 +65,23 @@ def test_cuda_evaluation_and_int4_match_cpu():
         assert va == pytest.approx(vb, abs=1e-4)
     assert all(torch.equal(before[n], p) for n, p in gpu.model.named_parameters())
     assert b[next(iter(b))].records[0].model.device.startswith("cuda:")
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has CUDA")
+def test_cli_cuda_on_a_cpu_machine_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from qdmodels.cli.main import app
+
+    f = tmp_path / "t.tsv"
+    f.write_text("language\ttext\neng\tThe fox.\nheb\tהשועל.\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["eval", "-m", "tiny:llama", "--corpus", str(f), "--langs", "eng,heb",
+                                   "--device", "cuda", "--out", str(tmp_path / "r.jsonl")])
+    assert res.exit_code == 2, res.output
+    assert "CUDA is not available" in res.output and not (tmp_path / "r.jsonl").exists()
+    ok = CliRunner().invoke(app, ["eval", "-m", "tiny:llama", "--corpus", str(f), "--langs", "eng,heb",
+                                  "--device", "cpu", "--out", str(tmp_path / "r.jsonl")])
+    assert ok.exit_code == 0, ok.output
+    from qdstats.records import read_records
+
+    assert {r.model.device for r in read_records(tmp_path / "r.jsonl")} == {"cpu"}
