@@ -186,18 +186,24 @@ def _predictor_columns(data: Any, columns: Any, outcome: Any, wc: WarningCollect
     return chosen
 
 
-def _vif_iv(
-    data: Any, columns: Any, add_constant: Any, threshold: Any, nan_policy: Any
-) -> tuple[np.ndarray, tuple[str, ...], int, float]:
-    """Validate :func:`vif`'s arguments; returns ``(X, columns, n_dropped, threshold)``."""
-    if not isinstance(add_constant, (bool, np.bool_)):
-        raise TypeError(f"`add_constant` must be a bool; got {add_constant!r}.")
+def _check_threshold(threshold: Any) -> float:
+    """``threshold`` as a finite float > 0 (TypeError / ValueError naming it otherwise)."""
     try:
         thr = float(threshold)
     except (TypeError, ValueError):
         raise TypeError(f"`threshold` must be a number > 0; got {threshold!r}.") from None
     if not (thr > 0) or math.isinf(thr):
         raise ValueError(f"`threshold` must be a finite number > 0; got {threshold!r}.")
+    return thr
+
+
+def _vif_iv(
+    data: Any, columns: Any, add_constant: Any, threshold: Any, nan_policy: Any
+) -> tuple[np.ndarray, tuple[str, ...], int, float]:
+    """Validate :func:`vif`'s arguments; returns ``(X, columns, n_dropped, threshold)``."""
+    if not isinstance(add_constant, (bool, np.bool_)):
+        raise TypeError(f"`add_constant` must be a bool; got {add_constant!r}.")
+    thr = _check_threshold(threshold)
     check_option(nan_policy, "nan_policy", ("raise", "omit"))
     X, cols, n_dropped = _select_numeric(data, columns, nan_policy)
     return X, cols, n_dropped, thr
@@ -465,12 +471,7 @@ def condition_number(
     for name, val in (("scale", scale), ("add_constant", add_constant)):
         if not isinstance(val, (bool, np.bool_)):
             raise TypeError(f"`{name}` must be a bool; got {val!r}.")
-    try:
-        thr = float(threshold)
-    except (TypeError, ValueError):
-        raise TypeError(f"`threshold` must be a number > 0; got {threshold!r}.") from None
-    if not (thr > 0) or math.isinf(thr):
-        raise ValueError(f"`threshold` must be a finite number > 0; got {threshold!r}.")
+    thr = _check_threshold(threshold)
     check_option(nan_policy, "nan_policy", ("raise", "omit"))
     X, cols, n_dropped = _select_numeric(data, columns, nan_policy)
     n = X.shape[0]

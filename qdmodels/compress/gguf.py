@@ -185,15 +185,11 @@ def apply_gguf(model: Any, key: str, *, plan: ProtectionPlan | str | None = None
     _check(smap, names, key)
     backup_ = WeightBackup(backup)
     wc = WarningCollector()
-    stats, done = [], set()
+    stats = []
     try:
         with torch.no_grad():
-            for name in names:
-                site = smap.sites[name]
+            for name, site in smap.distinct(names):
                 p = site.param
-                if p.data_ptr() in done:
-                    continue
-                done.add(p.data_ptr())
                 new = gguf_roundtrip(p.data, key, layout=site.weight_layout)
                 orig = backup_.save(p)
                 p.data.copy_(new)

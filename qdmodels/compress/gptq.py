@@ -681,13 +681,8 @@ def _gptq_site(iv: _GPTQInputs, n: str, Hn: torch.Tensor, backup: WeightBackup, 
 def _rtn_sites(iv: _GPTQInputs, backup: WeightBackup) -> list[GPTQSiteStats]:
     """Round-to-nearest of the selected tensors outside GPTQ (each shared tensor once)."""
     stats: list[GPTQSiteStats] = []
-    done: set[int] = set()
-    for n in iv.rtn_names:
-        site = iv.smap.sites[n]
+    for n, site in iv.smap.distinct(iv.rtn_names):
         p = site.param
-        if p.data_ptr() in done:
-            continue
-        done.add(p.data_ptr())
         qt = fake_quantize(p.data, iv.scheme, layout=site.weight_layout, where=f"site {n!r} {tuple(p.shape)}")
         backup.save(p)
         p.data.copy_(qt.dequantized)

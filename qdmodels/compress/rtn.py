@@ -459,16 +459,11 @@ def apply_quantization(
     wc = WarningCollector()
     backup = WeightBackup(backup)
     stats: list[SiteQuantStats] = []
-    done: set[int] = set()
     limit = 2**scheme.bits
     try:
         with torch.no_grad():
-            for name in names:
-                site = smap.sites[name]
+            for name, site in smap.distinct(names):
                 p = site.param
-                if p.data_ptr() in done:
-                    continue
-                done.add(p.data_ptr())
                 tied = smap.tied_with(name)
                 qt = fake_quantize(p.data, scheme, layout=site.weight_layout, where=f"site {name!r} {tuple(p.shape)}")
                 orig = backup.save(p)

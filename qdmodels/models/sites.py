@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -282,6 +282,16 @@ class SiteMap:
                 f"{', '.join(list(self.sites)[:4])}, ...)." + did_you_mean(name, self.sites)
             )
         return self.sites[name]
+
+    def distinct(self, names: Iterable[str]) -> Iterator[tuple[str, Site]]:
+        """``(name, site)`` for each of ``names`` whose tensor was not yielded yet: a tied tensor is changed once."""
+        seen: set[int] = set()
+        for name in names:
+            site = self.sites[name]
+            ptr = site.param.data_ptr()
+            if ptr not in seen:
+                seen.add(ptr)
+                yield name, site
 
     def tied_with(self, name: str) -> tuple[str, ...]:
         """Other sites that share ``name``'s tensor (empty when untied)."""
