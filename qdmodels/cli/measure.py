@@ -131,8 +131,10 @@ def _summary(res: dict[str, Any]) -> None:
         for s in er.scores:
             by.setdefault(s.language, []).append(s.bits_per_byte)
         line = ", ".join(f"{k} {np.mean(v):.4f}" for k, v in by.items())
-        what = cond.get("checkpoint") or er.records[0].model.model_id if cond.get("scheme") in ("checkpoint",) else None
-        label = f"checkpoint {what}" if what else f"{cond.get('scheme')} protect={cond.get('protect')}"
+        if "checkpoint" in cond:
+            label = f"checkpoint {cond['checkpoint']}"
+        else:
+            label = f"{cond.get('scheme')} protect={cond.get('protect')}"
         c.echo(f"[{label}] mean bits/byte: {line}")
 
 
