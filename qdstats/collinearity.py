@@ -286,8 +286,8 @@ def vif(
         One row per observation.
     columns : sequence of str, optional
         Predictor columns. Default: every numeric, non-boolean column of ``data`` except ``y``; without ``y`` a
-        warning lists the columns used, since an outcome column among them silently inflates the VIFs (with
-        y = x + noise in the frame, the VIF of x becomes 3.36 instead of 1.06).
+        warning lists the columns used, since an outcome column among them silently inflates the VIFs (an outcome
+        y = x + noise makes the VIF of x several times larger; tests/qdstats/test_collinearity.py).
     y : str, optional
         The outcome (response) column, never a predictor (the package's one vocabulary: ``x`` predictor, ``y``
         outcome, ``group`` unit): left out of the default ``columns``, and an error when it is in ``columns``.
