@@ -39,4 +39,34 @@ print("gptq records:", sum(len(r.records) for r in g.values()))
 assert all(torch.equal(before[n], p) for n, p in gpu.model.named_parameters()), "weights not restored"
 print(f"ok in {time.time() - t0:.0f} s")
 PY
+# PyTorch backends (qdmodels.compress.backends) on CUDA weights: each library's round trip of a CUDA tensor comes back
+# on the GPU, and bitsandbytes' CUDA kernels dequantize NF4 / INT8 like its CPU path (the CPU path is what the tests
+# check on machines without a GPU). A backend whose package is missing is reported and skipped.
+"$PY" - <<'PY'
+import importlib, torch
+from qdmodels.compress.backends import backend_roundtrip
+g = torch.Generator().manual_seed(0)
+w = torch.randn(256, 512, generator=g)
+for key, mod in [("torchao-int8wo", "torchao"), ("torchao-int4wo-g64", "torchao"), ("quanto-qint4", "optimum.quanto"),
+                 ("hqq-4bit-g64", "hqq"), ("bnb-nf4", "bitsandbytes"), ("bnb-int8", "bitsandbytes")]:
+    try:
+        importlib.import_module(mod)
+    except ImportError as e:
+        print(f"{key}: skipped ({e})"); continue
+    out, bpw = backend_roundtrip(w.cuda(), key)
+    ref, bpw_cpu = backend_roundtrip(w, key)
+    assert out.is_cuda and bpw == bpw_cpu, key
+    print(f"{key}: {bpw:.4f} bit/w, max |cuda-path - cpu-path| {float((out.cpu() - ref).abs().max()):.2e}")
+try:
+    import bitsandbytes.functional as F
+    q, st = F.quantize_4bit(w.cuda(), blocksize=64, quant_type="nf4")
+    cuda_nf4 = F.dequantize_4bit(q, st).cpu()
+    cpu_nf4, _ = backend_roundtrip(w, "bnb-nf4")
+    d = float((cuda_nf4 - cpu_nf4).abs().max())
+    print(f"bnb nf4 CUDA kernel vs CPU path: max |diff| {d:.2e}")
+    assert d < 1e-5, d
+except ImportError as e:
+    print(f"bitsandbytes CUDA check skipped ({e})")
+PY
+"$PY" -m pytest -q -p no:cacheprovider tests/qdmodels/compress/test_backends.py
 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests

@@ -57,7 +57,7 @@ def eval_cmd(
     protect: Annotated[str | None, typer.Option("--protect", help="ProtectionPlan key, e.g. 'layers=0,1'.")] = None,
     fp: Annotated[bool, typer.Option("--fp/--no-fp", help="Also evaluate the full-precision baseline (paired).")] = True,
     batch_size: BatchOpt = 16,
-    max_batch_tokens: MaxBatchTokensOpt = 0,
+    max_batch_tokens: MaxBatchTokensOpt = 1024,
     revision: RevisionOpt = None,
     device: c.DeviceOpt = "auto",
     dtype: c.DTypeOpt = "float32",
@@ -194,8 +194,11 @@ def sweep_layers_cmd(
 
 
 def weights_cmd(
-    model: ModelOpt,
     out: OutOpt,
+    model: ModelOpt = "",
+    gguf_layout: Annotated[str | None, typer.Option(
+        "--gguf-layout", help="Instead of weight statistics: the per-tensor types of this GGUF file (or embedded "
+        "model name): layer, site, GGUF type, bits per weight.")] = None,
     sites: Annotated[str | None, typer.Option("--sites", help="Comma-separated site names/prefixes/globs.")] = None,
     k: Annotated[float, typer.Option("--k", help="Outlier threshold in standard deviations.")] = 3.0,
     super_weight_top: Annotated[int, typer.Option("--super-weight-top", help="Candidates per down_proj.")] = 1,
@@ -211,11 +214,27 @@ def weights_cmd(
 
       qd weights -m smollm2-135m --out weights.jsonl
       qd weights -m smollm2-135m --sites layers.0.mlp --k 4 --out weights.jsonl --overwrite
+      qd weights --gguf-layout gemma3-270m --out layout.jsonl
     """
 
     def run() -> None:
         from qdmodels.probes.weights import weight_stats
 
+        if gguf_layout is not None:
+            from qdmodels.compress.gguf_files import read_gguf_layout
+
+            if model:
+                raise ValueError("`--gguf-layout` reads a file's tensor types; give it without `--model`.")
+            mode = c.check_out(out, append=append, overwrite=overwrite)
+            layout = read_gguf_layout(gguf_layout)
+            n = c.write_out(out, layout.to_records(), mode)
+            frame = layout.to_frame()
+            c.echo(frame[["layer", "site", "name", "gguf_type", "bits_per_weight"]].to_string(index=False))
+            c.err(f"{layout.path}: {layout.type_counts()}, {layout.bits_per_weight:.4f} bit/weight over all tensors")
+            c.err(f"wrote {n} records to {out}")
+            return
+        if not model:
+            raise ValueError("`--model` is required (or `--gguf-layout FILE`).")
         mode = c.check_out(out, append=append, overwrite=overwrite)
         lm = c.load(model, revision, device=device, dtype=dtype)
         site_list = [s.strip() for s in sites.split(",") if s.strip()] if sites else None

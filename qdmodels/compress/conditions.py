@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DEFAULT_CONDITION", "EvalCondition", "as_condition", "check_applicable", "fp_condition", "quant_condition"]
+__all__ = ["DEFAULT_CONDITION", "QUANT_BACKENDS", "EvalCondition", "as_condition", "canonical_quant_key", "check_applicable", "fp_condition", "quant_condition"]
 
 #: Canonical condition keys and the value that means "not applied".
 DEFAULT_CONDITION: dict[str, str] = {"scheme": "fp32", "protect": "none", "prune": "none"}
@@ -56,18 +57,30 @@ def fp_condition() -> EvalCondition:
 def quant_condition(scheme: Any, *, plan: Any = None) -> EvalCondition:
     """A fake-quantization condition from a ``QuantScheme`` (or its key) and an optional ``ProtectionPlan``.
 
-    Uses :func:`qdmodels.compress.rtn.quantized`, which restores the full-precision weights on exit. A key
-    ``'gguf-<type>'`` gives the deployed GGUF block format instead (:func:`qdmodels.compress.gguf.gguf_condition`).
+    Uses :func:`qdmodels.compress.rtn.quantized`, which restores the full-precision weights on exit. A key whose
+    prefix is in :data:`QUANT_BACKENDS` goes to that backend instead: ``'gguf-<type>'`` to the deployed GGUF block
+    formats (:func:`qdmodels.compress.gguf.gguf_condition`), ``'torchao-'``, ``'quanto-'``, ``'hqq-'`` and ``'bnb-'``
+    to the PyTorch libraries (:func:`qdmodels.compress.backends.backend_condition`). An unknown key raises
+    ``UnknownNameError`` naming it and the allowed patterns.
     """
     from qdmodels.compress.rtn import quantized
     from qdmodels.compress.scheme import QuantScheme
 
-    if isinstance(scheme, str) and scheme.lower().startswith("gguf-"):  # a deployed GGUF block format
-        from qdmodels.compress.gguf import gguf_condition
-
-        return gguf_condition(scheme, plan=plan)
     if isinstance(scheme, str):
-        scheme = QuantScheme.parse(scheme)
+        backend = _backend_of(scheme)
+        if backend is not None:  # a key prefix names a backend: its module builds the condition
+            module, attr = QUANT_BACKENDS[backend].split(":")
+            return getattr(importlib.import_module(module), attr)(scheme.strip().lower(), plan=plan)
+        try:
+            scheme = QuantScheme.parse(scheme)
+        except ValueError as e:
+            from qdstats.validation import UnknownNameError
+
+            raise UnknownNameError(
+                f"`quant` {scheme!r} is neither a round-to-nearest key (int<2..8>-<t|ch|g<N>>-<sym|asym>, e.g. "
+                f"'int4-g64-sym') nor a backend key (prefixes {sorted(QUANT_BACKENDS)}, e.g. "
+                f"{list(_backend_examples())}); {e}"
+            ) from None
     cond = dict(DEFAULT_CONDITION)
     cond["scheme"] = scheme.key
     cond["protect"] = plan.key if plan is not None else "none"
@@ -79,6 +92,39 @@ def quant_condition(scheme: Any, *, plan: Any = None) -> EvalCondition:
         check_applicable(model, scheme, plan=plan)
 
     return EvalCondition(cond, _apply, _check)
+
+
+#: Scheme-key prefix -> ``module:constructor`` of the backend that builds its condition (``constructor(key, plan=)``).
+QUANT_BACKENDS: dict[str, str] = {
+    "gguf-": "qdmodels.compress.gguf:gguf_condition",
+    "torchao-": "qdmodels.compress.backends:backend_condition",
+    "quanto-": "qdmodels.compress.backends:backend_condition",
+    "hqq-": "qdmodels.compress.backends:backend_condition",
+    "bnb-": "qdmodels.compress.backends:backend_condition",
+}
+
+
+def _backend_of(key: str) -> str | None:
+    k = key.strip().lower()
+    return next((p for p in QUANT_BACKENDS if k.startswith(p)), None)
+
+
+def _backend_examples() -> tuple[str, ...]:
+    from qdmodels.compress.backends import BACKEND_EXAMPLES
+    from qdmodels.compress.gguf import GGUF_TYPES
+
+    return (*(f"gguf-{t}" for t in GGUF_TYPES), *BACKEND_EXAMPLES)
+
+
+def canonical_quant_key(key: str) -> str:
+    """The canonical form of any ``--quant`` key (round-to-nearest or backend), validated without a model.
+
+    Raises
+    ------
+    UnknownNameError, ValueError
+        A key no backend accepts, naming the value and the allowed keys.
+    """
+    return str(quant_condition(key).condition["scheme"])
 
 
 def check_applicable(model: Any, scheme: Any, *, plan: Any = None) -> None:

@@ -9,8 +9,10 @@ restore and the report follow round-to-nearest quantization (:mod:`qdmodels.comp
 format's real storage cost in bits per weight (scales and minima included: Q4_0 = 4.5) and the fraction of each
 site's weights the format changed, so formats compare at matched storage cost.
 
-K-quants (``Q4_K`` ...) and llama.cpp's mixed presets (``Q4_K_M`` ...) are quantized by llama.cpp itself; gguf-py can
-only dequantize them, so their keys are refused with that reason.
+K-quants and llama.cpp's mixed presets (``gguf-q4_k_m``, ``gguf-q5_k_m``, ``gguf-q3_k_m``, ``gguf-q2_k``,
+``gguf-q6_k``...) are quantized by llama.cpp itself: those keys are routed to :mod:`qdmodels.compress.llamacpp`
+(the model written to GGUF, quantized by ``llama_model_quantize``, read back and dequantized by gguf-py). A bare
+k-quant tensor type (``gguf-q4_k``) is refused: llama.cpp only makes k-quants through a preset.
 
 Examples
 --------
@@ -46,9 +48,7 @@ __all__ = ["GGUF_TYPES", "GGUFReport", "GGUFSiteStats", "apply_gguf", "gguf_cond
 
 #: Formats gguf-py can quantize (lower-case names as in the scheme key ``gguf-<type>``).
 GGUF_TYPES: tuple[str, ...] = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "mxfp4", "tq1_0", "tq2_0", "f16", "bf16")
-_DEQUANT_ONLY = ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s",
-                 "iq3_xxs", "iq3_s", "iq4_nl", "iq4_xs", "q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q3_k_m", "q3_k_s",
-                 "q3_k_l", "q2_k_s")
+_DEQUANT_ONLY = ("q3_k", "q4_k", "q5_k", "q8_k", "iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs")
 _PREFIX = "gguf-"
 
 
@@ -57,19 +57,31 @@ def is_gguf_key(key: Any) -> bool:
     return isinstance(key, str) and key.lower().startswith(_PREFIX)
 
 
+def _is_llamacpp(key: str) -> bool:
+    from qdmodels.compress.llamacpp import is_llamacpp_key
+
+    return is_llamacpp_key(key)
+
+
 def _ggml_type(key: str) -> Any:
     """The ``gguf.GGMLQuantizationType`` of a ``gguf-<type>`` key (clear errors for unknown / dequantize-only types)."""
     from gguf import GGMLQuantizationType
 
     name = key.lower().removeprefix(_PREFIX)
     if name in _DEQUANT_ONLY:
+        from qdmodels.compress.llamacpp import LLAMACPP_ONLY
+
         raise ValueError(
-            f"`quant` {key!r}: gguf-py can dequantize {name.upper()} but not quantize it (k-quants and mixed presets "
-            f"are made by llama.cpp's own quantizer); in-process GGUF formats: {[_PREFIX + t for t in GGUF_TYPES]}."
+            f"`quant` {key!r}: gguf-py can dequantize {name.upper()} but not quantize it, and llama.cpp makes k-quants "
+            f"only through a preset; in-process GGUF formats: {[_PREFIX + t for t in GGUF_TYPES]}; llama.cpp presets: "
+            f"{[_PREFIX + t for t in LLAMACPP_ONLY]}."
         )
     if name not in GGUF_TYPES:
-        raise UnknownNameError(f"`quant` {key!r} is not a GGUF format gguf-py can quantize; allowed: "
-                               f"{[_PREFIX + t for t in GGUF_TYPES]}." + did_you_mean(name, GGUF_TYPES))
+        from qdmodels.compress.llamacpp import LLAMACPP_ONLY
+
+        raise UnknownNameError(f"`quant` {key!r} is not a GGUF format gguf-py can quantize nor a llama.cpp preset; "
+                               f"allowed: {[_PREFIX + t for t in GGUF_TYPES + LLAMACPP_ONLY]}."
+                               + did_you_mean(name, GGUF_TYPES + LLAMACPP_ONLY))
     return getattr(GGMLQuantizationType, name.upper())
 
 
@@ -117,11 +129,17 @@ class GGUFSiteStats:
     bits_per_weight: float
     frac_changed: float
     relative_error: float
+    gguf_type: str | None = None
 
 
 @dataclass(frozen=True)
 class GGUFReport:
-    """Report of :func:`apply_gguf`: per-site stats, storage cost, verification."""
+    """Report of :func:`apply_gguf` and of llama.cpp presets: per-site stats, storage cost, verification.
+
+    For ``backend='llama.cpp'``, ``sites`` carry the type llama.cpp chose for each tensor (``gguf_type``) and its
+    measured bits per weight, ``bits_per_weight`` is the weighted mean over the converted sites, ``preset`` the
+    llama.cpp preset and ``layout`` the quantized file's whole per-tensor layout (copied-back or not).
+    """
 
     key: str
     plan_key: str
@@ -132,6 +150,37 @@ class GGUFReport:
     model_bits_per_weight: float
     verified: bool
     warnings: tuple[str, ...]
+    backend: str = "gguf-py"
+    preset: str | None = None
+    layout: Any = None
+    backend_version: str | None = None
+
+    def to_records(self, model_ref: Any, *, condition: dict[str, Any] | None = None,
+                   routine: str = "qdmodels.compress.gguf") -> list[Any]:
+        """Per-site ``quant.bits_per_weight``, ``quant.frac_changed``, ``quant.relative_error`` (attribute
+        ``gguf_type``), the converted tensors' and the model's bits per weight, and for llama.cpp presets the
+        file's per-tensor layout (:meth:`GGUFLayout.to_records`, ``scope='gguf_tensor'``)."""
+        from qdstats.records import Measurement
+
+        cond = {"scheme": self.key, "protect": self.plan_key, "backend": self.backend, **(condition or {})}
+        recs = []
+        for s in self.sites:
+            attrs = {"gguf_type": s.gguf_type or self.key.removeprefix(_PREFIX).upper(), "numel": s.numel}
+            for q, v in (("quant.bits_per_weight", s.bits_per_weight), ("quant.frac_changed", s.frac_changed),
+                         ("quant.relative_error", s.relative_error)):
+                recs.append(Measurement(quantity=q, value=v, model=model_ref, site=s.site, condition=cond, n=s.numel,
+                                        attributes=attrs, routine=routine,
+                                        warnings=("relative error undefined (all-zero weights)",)
+                                        if isinstance(v, float) and math.isnan(v) else ()))
+        recs.append(Measurement(quantity="quant.bits_per_weight", value=self.bits_per_weight, model=model_ref,
+                                condition=cond, n=self.n_params_quantized, warnings=self.warnings, routine=routine,
+                                attributes={"scope": "quantized_tensors", "preset": self.preset}))
+        recs.append(Measurement(quantity="quant.model_bits_per_weight", value=self.model_bits_per_weight,
+                                model=model_ref, condition=cond, n=self.n_params_total, warnings=self.warnings,
+                                routine=routine))
+        if self.layout is not None:
+            recs.extend(self.layout.to_records(model_ref, condition=cond, routine=routine))
+        return recs
 
 
 def _check(smap: Any, names: list[str], key: str) -> None:
@@ -176,6 +225,10 @@ def apply_gguf(model: Any, key: str, *, plan: ProtectionPlan | str | None = None
     Validated against: the written weights equal ``gguf.quants.dequantize(gguf.quants.quantize(w))`` of each
     original weight exactly, and the restore is bit-exact (tests/qdmodels/compress/test_gguf.py).
     """
+    if _is_llamacpp(key):
+        from qdmodels.compress.llamacpp import apply_llamacpp
+
+        return apply_llamacpp(model, key, plan=plan, fp_bits=fp_bits, backup=backup)
     mdl = unwrap_model(model)
     if isinstance(plan, str):
         plan = ProtectionPlan.parse(plan)
@@ -232,7 +285,12 @@ def gguf_condition(key: str, *, plan: ProtectionPlan | str | None = None) -> Eva
 
     The condition is ``{'scheme': 'gguf-<type>', 'protect': <plan key or 'none'>, 'prune': 'none',
     'backend': 'gguf-py'}``; ``check`` refuses, before any scoring, a format or a weight shape that cannot apply.
+    A llama.cpp preset key (``gguf-q4_k_m``...) gives :func:`qdmodels.compress.llamacpp.llamacpp_condition`.
     """
+    if _is_llamacpp(key):
+        from qdmodels.compress.llamacpp import llamacpp_condition
+
+        return llamacpp_condition(key, plan=plan)
     _ggml_type(key)
     if isinstance(plan, str):
         plan = ProtectionPlan.parse(plan)
