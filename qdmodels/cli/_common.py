@@ -376,6 +376,15 @@ CorpusOpt = Annotated[str, typer.Option(
     "--corpus", help="ntrex128 (NTREX-128 from the data directory), flores_plus, dataset_build, your own file "
                      "(.tsv/.csv/.jsonl/.parquet: long `language,text[,item_id,document_id,split]` or wide, one column "
                      "per language), a folder of <lang>.txt files, or hf:<repo>[:<split>] (see docs/corpora.md).")]
+#: ``--corpus/--device/--dtype`` that override a sweep spec's own (``qd sweep plan|run|status``); None keeps the spec's
+SpecCorpusOpt = Annotated[str | None, typer.Option(
+    "--corpus", help="Override the spec's corpus: ntrex128 or your own file/folder (see qd eval --corpus); its sha256 "
+                     "goes into every job and record.")]
+SpecDeviceOpt = Annotated[str | None, typer.Option(
+    "--device", help="Override the spec's device: cpu, auto, cuda, cuda:N or mps (a resumed sweep refuses a change).")]
+SpecDTypeOpt = Annotated[str | None, typer.Option(
+    "--dtype", help="Override the spec's compute dtype: float32, or bfloat16 (screening; only for validated model and "
+                    "scheme pairs, see analyses/bf16_screening/).")]
 #: ``--corpus`` where records are read (``qd report``): which of the records' corpora (``corpus_id:split``) to use.
 RecordsCorpusOpt = Annotated[str | None, typer.Option(
     "--corpus", help="With records of several corpora or splits: the one to use, as 'corpus_id:split' (e.g. ntrex128:test).")]

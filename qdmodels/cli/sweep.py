@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from qdmodels.cli import _common as c
-from qdmodels.cli._common import ProgressOpt, SpecArg, WorkersOpt
+from qdmodels.cli._common import ProgressOpt, SpecArg, SpecCorpusOpt, SpecDeviceOpt, SpecDTypeOpt, WorkersOpt
 from qdmodels.cli._common import SweepOutOpt as OutOpt
 
 __all__ = ["app", "plan_cmd", "register", "run_cmd", "status_cmd"]
@@ -28,6 +28,16 @@ def _out(spec: Any, out: Path | None) -> Path:
     return out if out is not None else Path("runs") / spec.name
 
 
+def _spec(spec: Path, corpus: str | None, device: str | None, dtype: str | None) -> Any:
+    """The validated spec with the command-line overrides applied (SweepSpec.with_overrides)."""
+    from qdmodels.jobs.spec import load_spec
+    from qdstats.validation import check_option
+
+    if dtype is not None:
+        check_option(dtype, "--dtype", ("float32", "bfloat16"))
+    return load_spec(spec).with_overrides(corpus=corpus, device=device, compute_dtype=dtype)
+
+
 @app.command("plan")
 def plan_cmd(
     spec: SpecArg,
@@ -35,6 +45,9 @@ def plan_cmd(
     budget: Annotated[float | None, typer.Option("--budget-hours", help="Warn when the expected wall time exceeds this.")] = None,
     out: OutOpt = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Re-measure throughput even when cached.")] = False,
+    corpus: SpecCorpusOpt = None,
+    device: SpecDeviceOpt = None,
+    dtype: SpecDTypeOpt = None,
 ) -> None:
     """Expected time and memory per job and in total on this machine (measures throughput once, then caches it).
 
@@ -46,9 +59,8 @@ def plan_cmd(
 
     def run() -> None:
         from qdmodels.jobs.planner import plan
-        from qdmodels.jobs.spec import load_spec
 
-        s = load_spec(spec)
+        s = _spec(spec, corpus, device, dtype)
         p = plan(s, workers=workers, budget_seconds=budget * 3600 if budget is not None else None,
                  out=_out(s, out), refresh=refresh)
         c.echo(p.render())
@@ -66,6 +78,9 @@ def run_cmd(
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed", help="Rerun jobs that failed before.")] = True,
     progress: ProgressOpt = True,
     job_delay: Annotated[float, typer.Option("--job-delay", hidden=True, help="Seconds to sleep before each local job (tests).")] = 0.0,
+    corpus: SpecCorpusOpt = None,
+    device: SpecDeviceOpt = None,
+    dtype: SpecDTypeOpt = None,
 ) -> None:
     """Run every job not yet done in --out; each job's records are written atomically; rerun to resume.
 
@@ -74,13 +89,13 @@ def run_cmd(
       qd sweep run sweep.yaml --out runs/smollm2
       qd sweep run sweep.yaml --executor pool --workers 2 --no-retry-failed
       qd sweep run sweep.yaml --executor ray --address auto --workers 16
+      qd sweep run sweep.yaml --corpus my_sentences.tsv --device auto --out runs/mine
     """
 
     def run() -> None:
         from qdmodels.jobs.executors import run_sweep
-        from qdmodels.jobs.spec import load_spec
 
-        s = load_spec(spec)
+        s = _spec(spec, corpus, device, dtype)
         res = run_sweep(s, _out(s, out), executor=executor, workers=workers,  # type: ignore[arg-type]
                         address=address, retry_failed=retry_failed, progress=progress, job_delay=job_delay)
         if not progress:
@@ -96,6 +111,9 @@ def status_cmd(
     spec: SpecArg,
     out: OutOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every job.")] = False,
+    corpus: SpecCorpusOpt = None,
+    device: SpecDeviceOpt = None,
+    dtype: SpecDTypeOpt = None,
 ) -> None:
     """Done / failed / pending jobs of SPEC in --out (with each failure's error).
 
@@ -106,11 +124,10 @@ def status_cmd(
     """
 
     def run() -> None:
-        from qdmodels.jobs.spec import load_spec
         from qdmodels.jobs.store import JobStore
         from qdstats.records import FailedMeasurement
 
-        s = load_spec(spec)
+        s = _spec(spec, corpus, device, dtype)
         store = JobStore(_out(s, out))
         st = sweep_status_of(s, store)
         counts = st.counts()

@@ -3,7 +3,10 @@
 Every text token of every item is scored: the tokenizer's BOS token (or its EOS token when it has no BOS)
 is prepended as the *context token*, so the first text token is predicted too, and no other special token
 is ever added. Each item gives one record per quantity (``eval.nll_sum``, ``eval.bits_per_byte``,
-``eval.bits_per_char``, ``eval.nll_per_token``, ``eval.n_tokens``, ``eval.n_bytes``, ``eval.n_chars``).
+``eval.bits_per_char``, ``eval.nll_per_token``, ``eval.n_tokens``, ``eval.n_bytes``, ``eval.n_chars``,
+``eval.nll_first``: the NLL of the first text token, predicted from the context token alone).
+:func:`score_first_token` computes ``eval.nll_first`` alone with a length-2 forward per item (a cheap
+supplement for records made before the quantity existed).
 
 Batching sorts items by token length, right-pads them with an attention mask and masks padding out of the
 loss; the result equals the one-item-at-a-time result within ``1e-4`` nats (tested). Per-token
@@ -41,7 +44,7 @@ from qdmodels.compress.conditions import (
     quant_condition,
 )
 from qdmodels.corpora.types import ParallelItem
-from qdmodels.eval.batching import autocast, batch_logprobs, make_batches
+from qdmodels.eval.batching import DEFAULT_MAX_BATCH_TOKENS, autocast, batch_logprobs, make_batches
 from qdmodels.eval.encoding import (
     EncodedItem,
     encode_item,
@@ -66,6 +69,7 @@ __all__ = [
     "fp_condition",
     "quant_condition",
     "score_encoded",
+    "score_first_token",
     "text_items",
 ]
 
@@ -115,6 +119,7 @@ class ItemScore:
     n_tokens: int
     n_bytes: int
     n_chars: int
+    nll_first: float = float("nan")
 
     @property
     def bits_per_byte(self) -> float:
@@ -144,13 +149,13 @@ class EvalResult:
     token_logprobs: list[TokenLogprobs] | None = None
 
     def frame(self) -> pd.DataFrame:
-        """Tidy per-item frame: ``language, item_id, nll_sum, bits_per_byte, bits_per_char, n_tokens, n_bytes, n_chars``."""
+        """Tidy per-item frame: ``language, item_id, nll_sum, bits_per_byte, bits_per_char, n_tokens, n_bytes, n_chars, nll_first``."""
         return pd.DataFrame(
             [
                 {
                     "language": s.language, "item_id": s.item_id, "nll_sum": s.nll_sum,
                     "bits_per_byte": s.bits_per_byte, "bits_per_char": s.bits_per_char,
-                    "n_tokens": s.n_tokens, "n_bytes": s.n_bytes, "n_chars": s.n_chars,
+                    "n_tokens": s.n_tokens, "n_bytes": s.n_bytes, "n_chars": s.n_chars, "nll_first": s.nll_first,
                 }
                 for s in self.scores
             ]
@@ -173,7 +178,7 @@ def _records_for(
     nll = float(-lp.sum())
     score = ItemScore(
         item_id=e.item.item_id, language=e.item.language, nll_sum=nll, n_tokens=e.n_tokens,
-        n_bytes=len(text.encode("utf-8")), n_chars=len(text),
+        n_bytes=len(text.encode("utf-8")), n_chars=len(text), nll_first=float(-lp[0]),
     )
     attrs: dict[str, Any] = {
         "document_id": e.item.document_id, "line": e.item.line, "split": e.item.split,
@@ -189,6 +194,7 @@ def _records_for(
         "eval.n_tokens": float(score.n_tokens),
         "eval.n_bytes": float(score.n_bytes),
         "eval.n_chars": float(score.n_chars),
+        "eval.nll_first": score.nll_first,
     }
     return score, [Measurement(quantity=q, value=v, **common) for q, v in values.items()]
 
@@ -235,7 +241,7 @@ def evaluate(
     model_ref: ModelRef | None = None,
     condition: Mapping[str, Any] | None = None,
     batch_size: int = 16,
-    max_batch_tokens: int | None = None,
+    max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
     keep_token_logprobs: bool = False,
     compute_dtype: ComputeDtype = "float32",
     long_policy: Literal["error"] = "error",
@@ -260,9 +266,11 @@ def evaluate(
         :func:`evaluate_conditions`).
     batch_size : int, default 16
         Items per forward pass (>= 1). Memory grows with ``batch_size * max_len * hidden_size``.
-    max_batch_tokens : int, optional
+    max_batch_tokens : int or None, default 1024
         Also cap each batch at this many padded positions (see :func:`make_batches`); less padding when lengths
-        vary. Results agree with any other batching within float round-off.
+        vary (:data:`~qdmodels.eval.batching.DEFAULT_MAX_BATCH_TOKENS`, the fastest exact path on a representative
+        workload: benchmarks/bench_eval.py). ``None``: fixed-size batches. Results agree with any other batching
+        within float round-off (bits per byte within 1e-6, tests/qdmodels/eval/test_batching_defaults.py).
     keep_token_logprobs : bool, default False
         Also return per-token log-probs with byte spans (:class:`TokenLogprobs`).
     compute_dtype : {'float32', 'bfloat16'}, default 'float32'
@@ -276,8 +284,8 @@ def evaluate(
     Returns
     -------
     EvalResult
-        ``records`` (7 per item: ``eval.nll_sum``, ``eval.bits_per_byte``, ``eval.bits_per_char``,
-        ``eval.nll_per_token``, ``eval.n_tokens``, ``eval.n_bytes``, ``eval.n_chars``; attributes
+        ``records`` (8 per item: ``eval.nll_sum``, ``eval.bits_per_byte``, ``eval.bits_per_char``,
+        ``eval.nll_per_token``, ``eval.n_tokens``, ``eval.n_bytes``, ``eval.n_chars``, ``eval.nll_first``; attributes
         ``document_id``, ``line``, ``split``, ``context_token``, ``compute_dtype``), ``scores`` and
         ``token_logprobs``.
 
@@ -357,7 +365,7 @@ def evaluate_conditions(
     conditions: Sequence[Any],
     *,
     batch_size: int = 16,
-    max_batch_tokens: int | None = None,
+    max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
     keep_token_logprobs: bool = False,
     compute_dtype: ComputeDtype = "float32",
     progress: bool = True,
@@ -416,4 +424,93 @@ def evaluate_conditions(
         out[c.key] = build_result(encoded, lps, tokenizer=tokenizer, model_ref=model_ref, condition=c.condition,
                                   ctx_rule=ctx_rule, compute_dtype=compute_dtype,
                                   keep_token_logprobs=keep_token_logprobs)
+    return out
+
+
+FIRST_TOKEN_ROUTINE = "qdmodels.eval.scoring.score_first_token"
+
+
+def score_first_token(
+    loaded: Any,
+    items: Sequence[ParallelItem] | Mapping[str, Sequence[ParallelItem]],
+    *,
+    condition: Mapping[str, Any] | None = None,
+    apply: Any = None,
+    batch_size: int = 64,
+    compute_dtype: ComputeDtype = "float32",
+    progress: bool = False,
+) -> list[Measurement]:
+    """``eval.nll_first`` and ``eval.n_chars`` of every item from a length-2 forward (context + first token).
+
+    The NLL of the first text token depends only on the context token and that token, so a forward over
+    ``[context, first]`` gives exactly the number the full pass of :func:`evaluate` records as
+    ``eval.nll_first``. Used to supplement records made before ``eval.nll_first`` existed.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        Model, tokenizer and ref.
+    items : sequence of ParallelItem or dict language -> sequence of ParallelItem
+        The items (the same ones, in the same normalization, as the records being supplemented).
+    condition : dict, optional
+        Condition written into the records (canonical keys as in :func:`evaluate`); default fp32.
+    apply : callable, optional
+        ``apply(model)`` -> context manager that puts the model under ``condition`` (e.g.
+        ``lambda m: quantized(m, scheme)``); None evaluates the model as it is.
+    batch_size : int, default 64
+        Items per forward.
+    compute_dtype : {'float32', 'bfloat16'}, default 'float32'
+        As in :func:`evaluate`.
+    progress : bool, default False
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    list of Measurement
+        Two records per item (``eval.nll_first``, ``eval.n_chars``) with the model, language, corpus, item,
+        condition and attributes of :func:`evaluate`; ``provenance.routine`` is this function.
+
+    Raises
+    ------
+    ValueError
+        As :func:`evaluate` (bad condition, empty items, ``batch_size`` < 1).
+
+    Notes
+    -----
+    Validated against: the ``eval.nll_first`` of a full :func:`evaluate` pass on tiny GPT-2 and Llama models,
+    atol 1e-5 nats (tests/qdmodels/eval/test_first_token.py).
+
+    Examples
+    --------
+    >>> from qdmodels.models.tiny import tiny_model
+    >>> lm = tiny_model("gpt2")
+    >>> recs = score_first_token(lm, text_items({"eng_Latn": ["Hello world."]}))
+    >>> sorted(r.quantity for r in recs)
+    ['eval.n_chars', 'eval.nll_first']
+    """
+    import dataclasses
+
+    model, tokenizer, model_ref = resolve_model(loaded, None, None)
+    flat = flatten_items(items)
+    cond = _check_condition(condition)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    check_option(compute_dtype, "compute_dtype", ("float32", "bfloat16"))
+    ctx_id, ctx_rule = context_token(tokenizer)
+    encoded = encode_items(model, tokenizer, flat)
+    short = [dataclasses.replace(e, input_ids=e.input_ids[:2], offsets=None) for e in encoded]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else ctx_id
+    cm = apply(model) if apply is not None else contextlib.nullcontext()
+    with cm:
+        lps = score_encoded(model, short, batch_size=batch_size, pad_id=pad_id, compute_dtype=compute_dtype,
+                            progress=progress, desc="first token")
+    out: list[Measurement] = []
+    for e, lp in zip(encoded, lps):
+        attrs: dict[str, Any] = {
+            "document_id": e.item.document_id, "line": e.item.line, "split": e.item.split,
+            "context_token": ctx_rule, "compute_dtype": compute_dtype,
+        }
+        common = dict(model=model_ref, language=e.item.language, corpus=e.item.corpus, item_id=e.item.item_id,
+                      condition=cond, attributes=attrs, routine=FIRST_TOKEN_ROUTINE)
+        out.append(Measurement(quantity="eval.nll_first", value=float(-lp[0]), **common))
+        out.append(Measurement(quantity="eval.n_chars", value=float(len(e.item.text)), **common))
     return out

@@ -272,6 +272,8 @@ def run_sweep(
     ------
     ValueError
         Unknown ``executor`` (did-you-mean), ``workers`` < 1, ``job_delay`` < 0.
+    SweepInputsError
+        ``out`` was written by a run with another corpus file (sha256), device or compute dtype.
     ImportError
         ``executor='ray'`` without Ray installed.
 
@@ -299,6 +301,7 @@ def _run_locked(spec: SweepSpec, store: JobStore, *, executor: str, workers: int
                 job_delay: float, retry_failed: bool, merge: bool, progress: bool) -> SweepRun:
     """The body of :func:`run_sweep`, run while holding the output directory's lock."""
     store.clean_temp_files()
+    store.check_inputs(spec)  # refuses a changed corpus file or another device before any job runs
     jobs = expand(spec)
     store.write_spec(spec)
     run = SweepRun(out=store.out, executor=executor, workers=1 if executor == "local" else workers, n_jobs=len(jobs))

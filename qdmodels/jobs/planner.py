@@ -424,7 +424,7 @@ def plan(
     load_total = 0.0
     for mjobs in by_model.values():
         t0 = time.perf_counter()
-        lm = get_model(mjobs[0].model)
+        lm = get_model(mjobs[0].model, mjobs[0].params.get("device", "cpu"))
         load_s = time.perf_counter() - t0
         geo = _model_geometry(lm.model)
         ctx_id, _ = context_token(lm.tokenizer)

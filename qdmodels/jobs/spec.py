@@ -42,7 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from qdstats.records import LANGUAGE_PATTERN
 
-__all__ = ["Job", "JobKind", "ModelSpec", "SweepSpec", "canonical_json", "expand", "job_id", "load_spec"]
+__all__ = ["Job", "JobKind", "ModelSpec", "SweepSpec", "canonical_json", "corpus_sha256", "expand", "is_user_corpus",
+           "job_id", "load_spec"]
 
 JobKind = Literal["eval", "layer_sweep"]
 SPEC_VERSION = 1
@@ -112,7 +113,8 @@ class Job(BaseModel):
     id: str = Field(description="sha256 of the canonical JSON of the other fields.")
     kind: JobKind = Field(description="'eval' or 'layer_sweep'.")
     model: ModelSpec = Field(description="The model.")
-    corpus: str = Field(description="'ntrex128' or 'inline'.")
+    corpus: str = Field(description="'ntrex128', 'inline', or the path of the user's corpus file or folder.")
+    corpus_sha256: str | None = Field(default=None, description="sha256 of the user's corpus (CorpusRef.sha256).")
     split: str | None = Field(description="Corpus split (None for inline texts).")
     language: str = Field(description="Language of the job's items.")
     limit: int | None = Field(description="First N items of the split.")
@@ -166,10 +168,13 @@ class SweepSpec(BaseModel):
         ``'layer_sweep'``: one-site-group-at-a-time sensitivity (:func:`qdmodels.eval.sensitivity.sweep_layers`).
     models : list of str or ModelSpec
         At least one.
-    corpus : {'ntrex128', 'inline'}, default 'ntrex128'
-        ``'inline'`` reads ``texts`` from the spec (tests, examples).
-    split : {'dev', 'test', 'all'}, default 'dev'
-        NTREX document-level split (ignored for inline texts).
+    corpus : str, default 'ntrex128'
+        ``'ntrex128'``, ``'inline'`` (reads ``texts`` from the spec: tests, examples), or the path of your own
+        corpus file or folder, read by :func:`qdmodels.corpora.load_corpus` (its sha256 goes into every job and
+        every record's ``CorpusRef``; a resumed sweep refuses a changed file).
+    split : str, optional
+        NTREX document-level split (``'dev'`` by default); for a corpus file the rows whose ``split`` column equals it
+        (default: every row). Ignored for inline texts.
     languages : list of str, optional
         Language codes (``'heb_Hebr'`` or NTREX codes for ntrex128). Default: the keys of ``texts``.
     limit : int, optional
@@ -190,6 +195,14 @@ class SweepSpec(BaseModel):
     seeds : list of int, default [0]
         Bootstrap seeds (layer_sweep). Evaluation is deterministic, so ``kind='eval'`` takes one seed.
     batch_size : int, default 16
+    max_batch_tokens : int or None, default 1024
+        Token budget of every batch (:data:`qdmodels.eval.batching.DEFAULT_MAX_BATCH_TOKENS`); None: fixed batches.
+    device : str, default 'cpu'
+        Where jobs run: ``'cpu'``, ``'auto'`` (CUDA when present), ``'cuda'``, ``'cuda:N'``, ``'mps'``
+        (:func:`qdmodels.runtime.resolve_device`). A resumed sweep refuses a device that resolves differently.
+    compute_dtype : {'float32', 'bfloat16'}, default 'float32'
+        ``'bfloat16'`` (CPU/GPU autocast) is a screening mode, allowed only for (model, scheme) pairs whose measured
+        bf16 error is below the declared fraction of the CI half-width (:func:`qdmodels.jobs.bf16.check_bf16`).
     threads : int, default 1
         Torch intra-op threads inside every job, on every executor. CPU kernels split reductions by thread
         count, so the same job run with 1 and 2 threads differs in the last bits (about 5e-7 nats on the tiny
@@ -212,8 +225,8 @@ class SweepSpec(BaseModel):
     name: str = Field(description="Label of the sweep.")
     kind: JobKind = Field(default="eval", description="'eval' or 'layer_sweep'.")
     models: tuple[ModelSpec, ...] = Field(min_length=1, description="Models to sweep.")
-    corpus: Literal["ntrex128", "inline"] = Field(default="ntrex128", description="Corpus of the items.")
-    split: Literal["dev", "test", "all"] = Field(default="dev", description="NTREX split.")
+    corpus: str = Field(default="ntrex128", description="'ntrex128', 'inline' or the path of a corpus file/folder.")
+    split: str | None = Field(default=None, description="NTREX split (default 'dev') or a corpus file's split column value.")
     languages: tuple[str, ...] = Field(default=(), description="Languages (default: keys of `texts`).")
     limit: int | None = Field(default=None, ge=1, description="First N items per language.")
     texts: dict[str, tuple[str, ...]] | None = Field(default=None, description="Inline texts per language.")
@@ -223,6 +236,9 @@ class SweepSpec(BaseModel):
     calibration: tuple[str, ...] = Field(default=("none",), min_length=1, description="Calibration sets ('none').")
     seeds: tuple[int, ...] = Field(default=(0,), min_length=1, description="Seeds.")
     batch_size: int = Field(default=16, ge=1, description="Items per forward pass.")
+    max_batch_tokens: int | None = Field(default=1024, ge=1, description="Padded positions per batch (None: fixed batches).")
+    device: str = Field(default="cpu", description="cpu, auto, cuda, cuda:N or mps.")
+    compute_dtype: Literal["float32", "bfloat16"] = Field(default="float32", description="Compute dtype (bf16: validated screening only).")
     threads: int = Field(default=1, ge=1, description="Torch threads inside every job (pinned: results depend on it in the last bits).")
     granularity: Literal["layer", "component"] = Field(default="layer", description="layer_sweep site groups.")
     layers: tuple[int, ...] | None = Field(default=None, description="layer_sweep: blocks to sweep (default all).")
@@ -234,11 +250,11 @@ class SweepSpec(BaseModel):
     @field_validator("schemes")
     @classmethod
     def _schemes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        from qdmodels.compress.scheme import QuantScheme
+        from qdmodels.compress.conditions import canonical_quant_key
 
         out = []
-        for k in v:
-            out.append("fp32" if k == "fp32" else QuantScheme.parse(k).key)
+        for k in v:  # round-to-nearest or a backend key (gguf-, torchao-, quanto-, hqq-, bnb-), canonical form
+            out.append("fp32" if k == "fp32" else canonical_quant_key(k))
         if len(set(out)) != len(out):
             raise ValueError(f"`schemes` has duplicates: {list(v)}.")
         return tuple(out)
@@ -292,17 +308,42 @@ class SweepSpec(BaseModel):
                 if not self.texts[lang]:
                     raise ValueError(f"`texts[{lang!r}]` is empty.")
             object.__setattr__(self, "languages", tuple(langs))
-        else:
+        elif self.corpus == "ntrex128":
             if self.texts is not None:
                 raise ValueError("`texts` applies only to corpus='inline'.")
             if not self.languages:
                 raise ValueError("`languages` must name at least one language for corpus='ntrex128'.")
+            if self.split is None:
+                object.__setattr__(self, "split", "dev")
+            if self.split not in ("dev", "test", "all"):
+                raise ValueError(f"`split` must be one of {{'dev', 'test', 'all'}} for corpus='ntrex128'; got {self.split!r}.")
             from qdmodels.corpora.ntrex import resolve_ntrex_language
 
             # normalized codes ('heb' -> 'heb_Hebr'), so that 'heb' and 'heb_Hebr' give the same job ids
             object.__setattr__(self, "languages", tuple(resolve_ntrex_language(x)[1] for x in self.languages))
+        else:
+            if self.texts is not None:
+                raise ValueError("`texts` applies only to corpus='inline'.")
+            if not Path(self.corpus).exists():
+                raise ValueError(f"`corpus` must be 'ntrex128', 'inline' or an existing corpus file or folder; got "
+                                 f"{self.corpus!r} (no such file).")
+            if not self.languages:
+                raise ValueError(f"`languages` must name at least one language of the corpus {self.corpus!r}.")
+            from qdmodels.corpora.user import resolve_language
+
+            object.__setattr__(self, "languages", tuple(resolve_language(x) for x in self.languages))
+        from qdmodels.runtime import DEVICES
+
+        kind, _, index = self.device.partition(":")
+        if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+            raise ValueError(f"`device` must be one of {DEVICES} or 'cuda:N'; got {self.device!r}.")
         if len(set(self.languages)) != len(self.languages):
             raise ValueError(f"`languages` has duplicates: {list(self.languages)}.")
+        if self.compute_dtype == "bfloat16":
+            from qdmodels.jobs.bf16 import check_bf16
+
+            for m in self.models:  # raises Bf16NotValidatedError (a ValueError) naming the model and the measurement
+                check_bf16(m.name, [s for s in self.schemes])
         names = [m.model_dump_json() for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError("`models` has duplicates.")
@@ -312,9 +353,46 @@ class SweepSpec(BaseModel):
         else:
             if not self.schemes or "fp32" in self.schemes:
                 raise ValueError(f"`schemes` must list quantization schemes (not 'fp32') for kind='layer_sweep'; got {list(self.schemes)}.")
+            if self.compute_dtype != "float32":
+                raise ValueError("`compute_dtype` must be 'float32' for kind='layer_sweep' (sweep_layers has no bf16 "
+                                 f"screening mode); got {self.compute_dtype!r}.")
             if self.protect != ("none",) or self.prune != ("none",):
                 raise ValueError("`protect` and `prune` must be ['none'] for kind='layer_sweep' (sweep_layers quantizes one site group at a time).")
+        backend = [k for k in self.schemes if k != "fp32" and _is_backend_key(k)]
+        if backend and self.kind == "layer_sweep":
+            raise ValueError(f"`schemes` of kind='layer_sweep' must be round-to-nearest keys (intN-...); got {backend}.")
+        if backend and self.prune != ("none",):
+            raise ValueError(f"`prune` combines only with round-to-nearest schemes; {backend} are backend formats "
+                             "(run them with prune: [none]).")
         return self
+
+    def with_overrides(self, *, corpus: str | None = None, device: str | None = None,
+                       compute_dtype: str | None = None) -> SweepSpec:
+        """The same spec with another corpus, device or compute dtype (validated again; None keeps the spec's own).
+
+        A new corpus drops the spec's ``split`` (the other corpus gets its own default) and its inline ``texts``
+        (their languages stay). This is what ``qd sweep plan|run|status --corpus/--device/--dtype`` apply.
+
+        Examples
+        --------
+        >>> s = SweepSpec(name="x", models=["tiny:llama"], corpus="inline", texts={"eng_Latn": ["a b"]},
+        ...               schemes=["int8-ch-sym"])
+        >>> s.with_overrides(device="auto").device
+        'auto'
+        """
+        from qdstats.validation import check_option
+
+        if compute_dtype is not None:
+            check_option(compute_dtype, "compute_dtype", ("float32", "bfloat16"))
+        upd = {k: v for k, v in {"corpus": corpus, "device": device, "compute_dtype": compute_dtype}.items()
+               if v is not None}
+        if not upd:
+            return self
+        data = self.model_dump(mode="json")
+        if "corpus" in upd and upd["corpus"] != data["corpus"]:
+            data["split"] = None
+            data["texts"] = None
+        return SweepSpec.model_validate({**data, **upd})
 
     def conditions(self) -> list[dict[str, str]]:
         """The compressed conditions of the grid (eval: without the fp32 baseline; no-op combinations dropped)."""
@@ -347,19 +425,23 @@ def expand(spec: SweepSpec) -> list[Job]:
     if not isinstance(spec, SweepSpec):
         raise TypeError(f"`spec` must be a SweepSpec; got {type(spec).__name__}.")
     jobs: list[Job] = []
+    sha = corpus_sha256(spec)
+    run_params = {"max_batch_tokens": spec.max_batch_tokens, "device": spec.device, "compute_dtype": spec.compute_dtype}
     for model, lang in itertools.product(spec.models, spec.languages):
         common: dict[str, Any] = {
             "kind": spec.kind, "model": model, "corpus": spec.corpus, "split": None if spec.corpus == "inline" else spec.split,
             "language": lang, "limit": spec.limit, "texts": spec.texts[lang] if spec.texts else None,
+            "corpus_sha256": sha,
         }
         if spec.kind == "eval":
-            params = {"batch_size": spec.batch_size, "threads": spec.threads}
+            params = {"batch_size": spec.batch_size, "threads": spec.threads, **run_params}
             base = _make_job(**common, condition=dict(_FP_CONDITION), seed=None, params=params)
             jobs.append(base)
             for cond in spec.conditions():
                 jobs.append(_make_job(**common, condition=cond, seed=None, params=params, baseline_id=base.id))
         else:
-            params = {"batch_size": spec.batch_size, "threads": spec.threads, "granularity": spec.granularity,
+            params = {"batch_size": spec.batch_size, "threads": spec.threads, "device": spec.device,
+                      "granularity": spec.granularity,
                       "layers": list(spec.layers) if spec.layers is not None else None,
                       "n_resamples": spec.n_resamples, "confidence_level": spec.confidence_level,
                       "prefix_cache": spec.prefix_cache}
@@ -369,6 +451,33 @@ def expand(spec: SweepSpec) -> list[Job]:
     if len(set(ids)) != len(ids):  # pragma: no cover - guarded by the duplicate checks above
         raise ValueError("the spec expands into duplicate jobs.")
     return jobs
+
+
+def _is_backend_key(key: str) -> bool:
+    from qdmodels.compress.conditions import QUANT_BACKENDS
+
+    return any(key.startswith(p) for p in QUANT_BACKENDS)
+
+
+def is_user_corpus(corpus: str) -> bool:
+    """True for a corpus given as a path (not 'ntrex128' or 'inline')."""
+    return corpus not in ("ntrex128", "inline")
+
+
+def corpus_sha256(spec: SweepSpec) -> str | None:
+    """sha256 of the spec's own corpus file or folder (its ``CorpusRef.sha256``); None for ntrex128 and inline texts.
+
+    Read through :func:`qdmodels.corpora.load_corpus`, so it is exactly the hash the records' ``CorpusRef`` carries.
+    """
+    if not is_user_corpus(spec.corpus):
+        return None
+    from qdmodels.corpora.user import load_corpus
+
+    pc = load_corpus(spec.corpus, languages=list(spec.languages), split=spec.split, limit=1)
+    refs = {it.corpus.sha256 for seq in pc.items.values() for it in seq if it.corpus is not None}
+    if len(refs) != 1:  # pragma: no cover - one file has one hash
+        raise ValueError(f"`corpus` {spec.corpus!r} gave items with {len(refs)} different sha256 values.")
+    return refs.pop()
 
 
 def load_spec(path: str | os.PathLike[str]) -> SweepSpec:

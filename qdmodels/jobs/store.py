@@ -3,6 +3,8 @@
 Layout of ``<out>/``::
 
     spec.json                 the validated spec (informational; never read back as truth)
+    inputs.json               corpus sha256, resolved device and compute dtype of the first run: a resumed run
+                              that would change records (another corpus file, another device) is refused
     jobs/<job_id>.jsonl       records of a finished job (written with write_records(mode='w'): temp file + rename)
     jobs/<job_id>.failed.jsonl  FailedMeasurement record(s) of a job that raised
     records.jsonl             all finished jobs merged, in job order (qd sweep run writes it at the end)
@@ -38,13 +40,28 @@ from qdstats.records import (
     write_records,
 )
 
-__all__ = ["JobState", "JobStore", "SweepLockedError", "SweepStatus", "merge_records", "sweep_status"]
+__all__ = ["JobState", "JobStore", "SweepInputsError", "SweepLockedError", "SweepStatus", "merge_records", "run_inputs",
+           "sweep_status"]
 
 
 class SweepLockedError(ValueError):
     """Another run holds the sweep's output directory (a usage error: wait for it or choose another ``out``)."""
 
+class SweepInputsError(ValueError):
+    """A resumed sweep would use another corpus file or device than the run that wrote its output directory."""
+
+
 JobState = Literal["done", "failed", "pending"]
+
+
+def run_inputs(spec: SweepSpec) -> dict[str, str | None]:
+    """What a sweep's records depend on beyond the job ids: the corpus (and its sha256), the device it resolves to on
+    this machine (``'auto'`` may differ between machines) and the compute dtype."""
+    from qdmodels.jobs.spec import corpus_sha256
+    from qdmodels.runtime import describe_device, resolve_device
+
+    return {"corpus": spec.corpus, "corpus_sha256": corpus_sha256(spec),
+            "device": describe_device(resolve_device(spec.device)), "compute_dtype": spec.compute_dtype}
 
 
 @dataclass(frozen=True)
@@ -142,6 +159,30 @@ class JobStore:
 
     def read_failed(self, job_id: str) -> list[Record]:
         return read_records(self.failed_path(job_id))
+
+    def check_inputs(self, spec: SweepSpec) -> dict[str, str | None]:
+        """Compare :func:`run_inputs` with ``<out>/inputs.json`` (written on the first run).
+
+        Raises
+        ------
+        SweepInputsError
+            The corpus file's sha256, the resolved device or the compute dtype differ from the first run's.
+        """
+        import json
+
+        now = run_inputs(spec)
+        path = self.out / "inputs.json"
+        if path.is_file():
+            before = json.loads(path.read_text(encoding="utf-8"))
+            diff = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
+            if diff:
+                what = "; ".join(f"{k}: first run {a!r}, now {b!r}" for k, (a, b) in diff.items())
+                raise SweepInputsError(
+                    f"`out` {str(self.out)!r} holds a sweep run with other inputs ({what}); resuming would mix records "
+                    "of two corpora or devices. Use another output directory, or restore the original inputs.")
+            return now
+        atomic_write_text(path, canonical_json(now) + "\n")
+        return now
 
     def write_spec(self, spec: SweepSpec) -> Path:
         return atomic_write_text(self.out / "spec.json", canonical_json(spec.model_dump(mode="json")) + "\n")

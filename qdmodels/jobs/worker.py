@@ -46,20 +46,21 @@ def init_worker(data_dir: str | None = None) -> None:
         os.environ["QD_DATA_DIR"] = data_dir
 
 
-def get_model(spec: ModelSpec) -> Any:
-    """The loaded model of ``spec``, from this process's cache (one model kept; a new one replaces it)."""
-    key = spec.model_dump_json()
+def get_model(spec: ModelSpec, device: str = "cpu") -> Any:
+    """The loaded model of ``spec`` on ``device``, from this process's cache (one model kept; a new one replaces it)."""
+    key = spec.model_dump_json() + "@" + device
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()
         _LOADS["n"] += 1
         if spec.name.startswith("tiny:"):
             from qdmodels.models.tiny import tiny_model
 
-            lm = tiny_model(spec.name.split(":", 1)[1], seed=spec.seed or 0, n_layers=spec.n_layers or 2)  # type: ignore[arg-type]
+            lm = tiny_model(spec.name.split(":", 1)[1], seed=spec.seed or 0, n_layers=spec.n_layers or 2,  # type: ignore[arg-type]
+                            device=device)
         else:
             from qdmodels.models.loading import load_model
 
-            lm = load_model(spec.name, revision=spec.revision, dtype=spec.dtype)
+            lm = load_model(spec.name, revision=spec.revision, dtype=spec.dtype, device=device)
         _MODEL_CACHE[key] = lm
     return _MODEL_CACHE[key]
 
@@ -70,7 +71,9 @@ def model_loads() -> int:
 
 
 def job_items(job: Job, data_dir: str | None = None) -> list[Any]:
-    """The items of a job: inline texts wrapped by :func:`~qdmodels.eval.encoding.text_items`, or NTREX lines."""
+    """The items of a job: inline texts wrapped by :func:`~qdmodels.eval.encoding.text_items`, NTREX lines, or the
+    user's corpus file read by :func:`~qdmodels.corpora.load_corpus` (whose sha256 must equal ``job.corpus_sha256``:
+    a file changed after the sweep was planned is refused)."""
     if job.corpus == "inline":
         from qdmodels.eval.encoding import text_items
 
@@ -78,6 +81,16 @@ def job_items(job: Job, data_dir: str | None = None) -> list[Any]:
         if job.limit is not None:
             texts = texts[: job.limit]
         return text_items({job.language: texts}, prefix="inline")
+    if job.corpus != "ntrex128":
+        from qdmodels.corpora.user import load_corpus
+
+        pc = load_corpus(job.corpus, languages=[job.language], split=job.split, limit=job.limit)
+        items = [it for seq in pc.items.values() for it in seq]
+        got = {it.corpus.sha256 for it in items if it.corpus is not None}
+        if got != {job.corpus_sha256}:
+            raise ValueError(f"`corpus` {job.corpus!r} now has sha256 {sorted(got)}, not the {job.corpus_sha256!r} the "
+                             "job was made for: the file changed since the sweep was planned.")
+        return items
     from qdmodels.corpora.ntrex import load_ntrex
 
     pc = load_ntrex([job.language], split=job.split, limit=job.limit, data_dir=data_dir)  # type: ignore[arg-type]
@@ -85,8 +98,9 @@ def job_items(job: Job, data_dir: str | None = None) -> list[Any]:
 
 
 def _condition(job: Job) -> Any:
-    from qdmodels.compress.conditions import EvalCondition
+    from qdmodels.compress.conditions import QUANT_BACKENDS, EvalCondition, quant_condition
     from qdmodels.compress.pruning import compressed
+    from qdmodels.compress.scheme import ProtectionPlan
 
     c = job.condition
     scheme = None if c["scheme"] == "fp32" else c["scheme"]
@@ -94,6 +108,9 @@ def _condition(job: Job) -> Any:
     plan = None if c["protect"] == "none" else c["protect"]
     if scheme is None and prune is None:
         return EvalCondition(dict(c))
+    if scheme is not None and prune is None and scheme.startswith(tuple(QUANT_BACKENDS)):  # gguf-, torchao-, ...
+        backend = quant_condition(scheme, plan=None if plan is None else ProtectionPlan.parse(plan))
+        return EvalCondition(dict(c), backend.apply, backend.check)
 
     def apply(model: Any) -> contextlib.AbstractContextManager[Any]:
         return compressed(model, scheme=scheme, prune=prune, plan=plan)
@@ -117,12 +134,14 @@ def compute_job(job: Job, data_dir: str | None = None) -> list[Record]:
 
 
 def _compute(job: Job, data_dir: str | None) -> list[Record]:
-    lm = get_model(job.model)
+    lm = get_model(job.model, job.params.get("device", "cpu"))
     items = job_items(job, data_dir)
     if job.kind == "eval":
         from qdmodels.eval.scoring import evaluate_conditions
 
-        res = evaluate_conditions(lm, items, [_condition(job)], batch_size=int(job.params["batch_size"]), progress=False)
+        res = evaluate_conditions(lm, items, [_condition(job)], batch_size=int(job.params["batch_size"]),
+                                  max_batch_tokens=job.params.get("max_batch_tokens"),
+                                  compute_dtype=job.params.get("compute_dtype", "float32"), progress=False)
         return [r for er in res.values() for r in er.records]
     from qdmodels.eval.sensitivity import sweep_layers
 

@@ -1,8 +1,9 @@
 """The main job: per-language quantization damage of the embedded default model, with CIs and disparity vs English.
 
 ``qd demo`` (and :func:`run_demo`) loads a model (default: the embedded SmolLM2-135M-Instruct GGUF from PyPI),
-evaluates the same sentences of several languages at full precision and under group-wise INT4 and INT3
-round-to-nearest fake quantization, and reports per language:
+evaluates sentences of several languages at full precision and under group-wise INT4 and INT3 round-to-nearest
+fake quantization (each sentence under every condition; with the default ``dataset_build`` corpus the languages have
+topic-matched texts, not translations of the same sentences; ``ntrex128`` is parallel), and reports per language:
 
 * the degradation ``Δ = mean(bits per byte compressed − bits per byte fp32)`` with a cluster-bootstrap CI, and
 * the difference in differences ``Δ_lang − Δ_eng`` with a paired bootstrap CI and a permutation p-value.
@@ -218,7 +219,8 @@ def run_demo(
     languages : sequence of str
         Normalized language codes; the first must be the reference (English).
     schemes : sequence of str
-        Quantization scheme keys (``QuantScheme.parse``), e.g. ``'int4-g64-sym'``.
+        Quantization keys, what ``--quant`` accepts: round-to-nearest (``'int4-g64-sym'``) or a backend key
+        (``'gguf-q4_0'``, ``'gguf-q4_k_m'``, ``'torchao-int4wo-g64'``; :data:`qdmodels.compress.conditions.QUANT_BACKENDS`).
     limit : int, default 24
         Sentences per language (the same sentences under every condition).
     out_dir : path
@@ -250,7 +252,7 @@ def run_demo(
     --------
     >>> res = run_demo(limit=4, out_dir="/tmp/qd-demo", progress=False)  # doctest: +SKIP
     """
-    from qdmodels.compress.scheme import QuantScheme
+    from qdmodels.compress.conditions import quant_condition
     from qdmodels.eval.scoring import evaluate_conditions
     from qdmodels.models.loading import load_model
 
@@ -258,7 +260,7 @@ def run_demo(
     languages = list(languages)
     if len(languages) < 2:
         raise ValueError(f"`languages` needs the reference and at least one more language; got {languages}.")
-    parsed = [QuantScheme.parse(s) for s in schemes]
+    parsed = [quant_condition(s) for s in schemes]  # validated before the model loads
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def test_same_out_twice_exits_2_and_leaves_the_file_unchanged(tmp_path, fake_ite
     r = runner.invoke(main.app, [*EVAL, "--out", str(out)])
     assert r.exit_code == 0, r.output
     before = out.read_bytes()
-    assert len(read_records(out)) == 2 * 2 * 7  # fp32, 2 languages x 2 sentences, 7 quantities
+    assert len(read_records(out)) == 2 * 2 * 8  # fp32, 2 languages x 2 sentences, 8 quantities
     r = runner.invoke(main.app, [*EVAL, "--out", str(out)])
     assert r.exit_code == 2
     assert str(out) in r.stderr and "--append" in r.stderr and "--overwrite" in r.stderr
@@ -127,4 +127,4 @@ def test_results_to_stdout_logs_to_stderr(tmp_path, fake_items):
     r = runner.invoke(main.app, [*EVAL, "--quant", "int4-ch-sym", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "mean bits/byte" in r.stdout and "wrote" not in r.stdout
-    assert "wrote 56 records" in r.stderr and "mean bits/byte" not in r.stderr
+    assert "wrote 64 records" in r.stderr and "mean bits/byte" not in r.stderr

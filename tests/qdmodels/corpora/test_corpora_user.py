@@ -370,7 +370,7 @@ def test_same_ntrex_sentences_through_a_tsv_give_identical_records(shared_data_d
     b = evaluate_conditions(lm, {k: list(v) for k, v in mine.items.items()}, conds, progress=False)
     ra = [r for er in a.values() for r in er.records]
     rb = [r for er in b.values() for r in er.records]
-    assert len(ra) == len(rb) == 2 * 3 * 6 * 7
+    assert len(ra) == len(rb) == 2 * 3 * 6 * 8
     assert [r.model_dump(exclude={"provenance", "corpus"}) for r in ra] == \
         [r.model_dump(exclude={"provenance", "corpus"}) for r in rb]
     assert {r.corpus.corpus_id for r in rb} == {"user:ntrex_sample.tsv"}
@@ -399,7 +399,7 @@ def test_qd_eval_takes_a_tsv(tmp_path):
     assert r.exit_code == 0, r.output
     assert r.stderr.count(NO_DOCUMENT_ID_NOTE) == 1
     recs = read_records(out)
-    assert len(recs) == 2 * 2 * 2 * 7  # 2 conditions x 2 languages x 2 sentences x 7 quantities
+    assert len(recs) == 2 * 2 * 2 * 8  # 2 conditions x 2 languages x 2 sentences x 8 quantities
     assert {x.corpus.corpus_id for x in recs} == {"user:mine.tsv"} and {x.item_id for x in recs} == {"1", "2"}
     assert {x.attributes["document_id"] for x in recs} == {"1", "2"}
 

@@ -77,7 +77,7 @@ def test_counts_and_bits_per_byte_closed_form(tiny_gpt2, items):
     assert r.condition == {"scheme": "fp32", "protect": "none", "prune": "none"}
     assert r.attributes["context_token"] == "bos" and r.attributes["document_id"] == r.item_id
     assert r.model == tiny_gpt2.ref
-    assert len(res.records) == 7 * len(items)
+    assert len(res.records) == 8 * len(items)
 
 
 def test_eos_context_when_no_bos(tiny_llama, items):
@@ -245,7 +245,7 @@ def test_cli_eval(tmp_path, monkeypatch):
                                    "--max-batch-tokens", "64"])
     assert r.exit_code == 0, r.output
     recs = read_records(out)
-    assert len(recs) == 2 * 4 * 7
+    assert len(recs) == 2 * 4 * 8
     assert {(x.condition["scheme"], x.condition["protect"]) for x in recs} == {("fp32", "none"), ("int4-ch-sym", "layers=0")}
     assert len(paired_frame(recs)) == 4
     fresh = tmp_path / "bad.jsonl"

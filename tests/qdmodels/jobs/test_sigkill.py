@@ -68,5 +68,5 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     ref = tmp_path / "ref"
     run_sweep(spec, ref, executor="local", progress=False)
     got, want = read_records(out / "records.jsonl"), read_records(ref / "records.jsonl")
-    assert len(got) == len(want) == 2 * 3 * 7 * 5  # languages x items x eval quantities x conditions
+    assert len(got) == len(want) == 2 * 3 * 8 * 5  # languages x items x eval quantities x conditions
     assert content_keys(got) == content_keys(want)
