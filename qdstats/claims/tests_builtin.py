@@ -33,7 +33,7 @@ from qdstats.claims.registry import (
     get_test,
     register_test,
 )
-from qdstats.results import StatResult
+from qdstats.results import ConfidenceInterval, StatResult
 
 __all__ = ["match_values", "resolve_column", "subset"]
 
@@ -882,6 +882,9 @@ def mixed_slope_test(data: pd.DataFrame, params: MixedSlopeParams, ctx: ClaimCon
             frame[c] = (frame[c] - frame[c].mean()) / sd if sd > 0 else frame[c] - frame[c].mean()
     if frame["g"].nunique() < 2:
         raise InsufficientDataError(f"mixed_slope: {frame['g'].nunique()} group(s) of {params.groups!r}; at least 2 are needed.")
+    if len(frame) and frame["x"].nunique() < 2:  # no variation in the predictor: the slope is not identified
+        raise InsufficientDataError(f"mixed_slope: `params.x` {params.x!r} is constant ({frame['x'].iloc[0]!r} in all "
+                                    f"{len(frame)} observations); its slope is not identified.")
     res = within.mixed_slope(frame, y="y", x="x", covariates=[f"c{i}" for i in range(len(covs))],
                              group="g", confidence_level=ctx.confidence_level, nan_policy="raise")
     pvalue = res.pvalue
@@ -980,23 +983,99 @@ class TrendParams(_P):
     baseline: Cond = Field(description="Full-precision condition.")
     treatment: Cond = Field(description="Compressed condition.")
     reference: str = Field(default="eng_Latn", description="Reference language.")
-    method: Literal["spearman", "pearson", "kendall"] = Field(default="spearman", description="Trend correlation.")
-    log_level: bool = Field(default=True, description="Correlate with log10(level) (only matters for Pearson).")
+    method: Literal["spearman", "pearson", "kendall"] = Field(
+        default="spearman", description="Trend statistic whose permutation p is reported.")
+    log_level: bool = Field(default=True, description="Use log10(level) (the regression's x; Pearson's x).")
+    max_exact_levels: int = Field(default=9, ge=3, le=10, description="Enumerate all k! orderings up to this "
+                                  "many levels; beyond it, ``n_resamples`` random orderings (seeded).")
+
+
+def trend_permutation_pvalue(x: np.ndarray, y: np.ndarray, *, method: str, alternative: str,
+                             max_exact: int = 9, n_resamples: int = 9999, rng: int = 0) -> tuple[float, float, bool, int]:
+    """Permutation p of a correlation between ``x`` and ``y`` over orderings of ``y``.
+
+    Returns ``(statistic, p, exact, n_orderings)``. Exact when ``len(y) <= max_exact``: all ``k!``
+    orderings, the observed one included, so ``p >= 1/k!`` (4 monotone levels: 1/24 one-sided; two-sided
+    counts ``|stat| >= |observed|``, 2/24). Otherwise ``(hits + 1) / (B + 1)`` over ``B`` random orderings.
+    """
+    import itertools
+
+    from scipy import stats as st
+
+    def stat(v: np.ndarray) -> float:
+        if method == "spearman":
+            return float(st.spearmanr(x, v).statistic)
+        if method == "kendall":
+            return float(st.kendalltau(x, v).statistic)
+        return float(np.corrcoef(x, v)[0, 1])
+
+    obs = stat(y)
+    k = len(y)
+    if k <= max_exact:
+        null = np.array([stat(y[list(p)]) for p in itertools.permutations(range(k))])
+        exact = True
+    else:
+        gen = np.random.default_rng(rng)
+        null = np.array([stat(gen.permutation(y)) for _ in range(n_resamples)])
+        exact = False
+    tol = 1e-12 * max(1.0, abs(obs))
+    if alternative == "greater":
+        hits = int(np.sum(null >= obs - tol))
+    elif alternative == "less":
+        hits = int(np.sum(null <= obs + tol))
+    else:
+        hits = int(np.sum(np.abs(null) >= abs(obs) - tol))
+    p = hits / len(null) if exact else (hits + 1) / (len(null) + 1)
+    return obs, float(min(1.0, p)), exact, len(null)
+
+
+def weighted_trend(x: np.ndarray, y: np.ndarray, se: np.ndarray, *, confidence_level: float) -> dict[str, float]:
+    """Inverse-variance weighted least squares of ``y`` on ``x`` with known SEs (meta-regression, fixed effect).
+
+    ``w = 1/se^2``; slope ``b = sum w (x - xw)(y - yw) / sum w (x - xw)^2``, ``se_b = 1/sqrt(sum w (x - xw)^2)``;
+    Wald normal CI. ``Q`` is the residual heterogeneity statistic (chi-square, k - 2 df): a large Q means the
+    levels scatter around the line more than their SEs allow, and the CI is then too narrow.
+    """
+    from scipy import stats as st
+
+    w = 1.0 / np.square(se)
+    xw = float(np.sum(w * x) / np.sum(w))
+    yw = float(np.sum(w * y) / np.sum(w))
+    sxx = float(np.sum(w * (x - xw) ** 2))
+    b = float(np.sum(w * (x - xw) * (y - yw)) / sxx)
+    se_b = 1.0 / math.sqrt(sxx)
+    z = float(st.norm.ppf(0.5 + confidence_level / 2.0))
+    resid = y - (yw + b * (x - xw))
+    q = float(np.sum(w * resid**2))
+    return {"slope": b, "slope_se": se_b, "ci_low": b - z * se_b, "ci_high": b + z * se_b,
+            "intercept": yw - b * xw, "q": q, "q_df": len(x) - 2,
+            "q_pvalue": float(st.chi2.sf(q, len(x) - 2)) if len(x) > 2 else math.nan}
 
 
 @register_test("did_trend", params=TrendParams, roles=("y",),
-               description="Correlation between a level (e.g. model size) and the mean DiD vs reference at that level.")
+               description="Trend of the mean DiD vs reference across levels (e.g. model sizes): weighted regression "
+                           "on log size with each level's SE, exact permutation p over orderings of the levels.")
 def did_trend(data: pd.DataFrame, params: TrendParams, ctx: ClaimContext) -> StatResult:
-    """Per level: mean over items of (mean over non-reference languages of Δ_l) − Δ_ref; then correlate.
+    """Per level: DiD = mean over items of (mean over non-reference languages of Δ_l) − Δ_ref; then its trend.
+
+    Returns
+    -------
+    StatResult
+        ``estimate`` = slope of DiD on log10(level) (DiD per decade of size) from inverse-variance weighted
+        least squares with each level's standard error (SD of the item DiDs / sqrt(items)), Wald CI;
+        ``statistic`` = the ``method`` correlation across levels; ``pvalue`` = its permutation p over all
+        ``k!`` orderings of the levels (exact); ``n`` = levels. ``details``: per-level DiD and SE, the
+        heterogeneity Q, the number of orderings.
 
     Notes
     -----
-    One DiD per level (e.g. model size); the correlation (Spearman by default) is across levels, so ``n`` is the
-    number of levels and is small by nature.
-    Validated against: a strictly monotone planted trend gives rho = -1 exactly.
+    With k levels the smallest attainable p is 1/k! one-sided (3 levels: 1/6, so a 3-size family can never
+    reach alpha 0.05; 4 levels: 1/24 = 0.042 one-sided, 2/24 = 0.083 two-sided). The t-approximation used
+    before gave p = 0 and CI [1, 1] for any perfectly monotone set of levels.
+    Validated against: hand-counted permutation p (4 monotone levels: 1/24 and 2/24; 3 levels: 1/6, 2/6) and
+    the closed-form weighted regression against statsmodels WLS (slope, rtol 1e-10);
+    tests/qdstats/claims/test_did_trend.py.
     """
-    from qdstats.correlation import corr
-
     df = _pair_frame(_role(data, "y"))
     lcol = resolve_column(df, params.level_column, "params.level_column")
     rows = []
@@ -1007,17 +1086,42 @@ def did_trend(data: pd.DataFrame, params: TrendParams, ctx: ClaimContext) -> Sta
         oth = pairs[pairs["language"] != params.reference].groupby("item_id")["d"].mean()
         both = pd.concat({"r": ref, "o": oth}, axis=1, join="inner").dropna()
         if len(both):
-            rows.append((float(level), float((both["o"] - both["r"]).mean())))
+            dd = (both["o"] - both["r"]).to_numpy(dtype=float)
+            se = float(np.std(dd, ddof=1) / math.sqrt(len(dd))) if len(dd) > 1 else math.nan
+            rows.append((float(level), float(dd.mean()), se, len(dd)))
     if len(rows) < 3:
         raise InsufficientDataError(f"did_trend: {len(rows)} level(s) with paired data; at least 3 are needed.")
     lv = np.array([r[0] for r in rows])
     dd = np.array([r[1] for r in rows])
+    ses = np.array([r[2] for r in rows])
     xs = np.log10(lv) if (params.log_level and np.all(lv > 0)) else lv
+    wc = WarningCollector()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = corr(xs, dd, method=params.method, alternative=ctx.alternative, confidence_level=ctx.confidence_level)
-        if ctx.alternative != "two-sided":  # CIs are two-sided in claims tables (as in _corr_test)
-            two = corr(xs, dd, method=params.method, confidence_level=ctx.confidence_level)
-            res = res.model_copy(update={"ci": two.ci, "fisher_z_se": two.fisher_z_se})
-    return res.model_copy(update={"test": "did_trend", "n_units": {"levels": len(rows)},
-                                  "details": {**res.details, "levels": lv.tolist(), "did": dd.tolist()}})
+        stat, p, exact, n_ord = trend_permutation_pvalue(xs, dd, method=params.method, alternative=ctx.alternative,
+                                                         max_exact=params.max_exact_levels,
+                                                         n_resamples=ctx.n_resamples, rng=ctx.seed)
+    if np.all(np.isfinite(ses)) and np.all(ses > 0):
+        reg = weighted_trend(xs, dd, ses, confidence_level=ctx.confidence_level)
+        ci = ConfidenceInterval(low=reg["ci_low"], high=reg["ci_high"], level=ctx.confidence_level,
+                                method="wls-wald (known SEs)")
+        if math.isfinite(reg["q_pvalue"]) and reg["q_pvalue"] < 0.05:
+            wc.extend([f"levels scatter around the weighted line more than their SEs allow (Q = {reg['q']:.3g}, "
+                       f"df = {reg['q_df']}, p = {reg['q_pvalue']:.3g}): the slope CI is too narrow."])
+    else:
+        reg = {"slope": math.nan}
+        ci = ConfidenceInterval(low=math.nan, high=math.nan, level=ctx.confidence_level, method="wls-wald (known SEs)")
+        wc.extend(["a level has fewer than 2 items (no standard error): no weighted regression."])
+    if math.factorial(len(rows)) * 0.05 < 1 + (ctx.alternative == "two-sided"):
+        wc.extend([f"{len(rows)} levels: the smallest attainable permutation p is "
+                   f"{(1 + (ctx.alternative == 'two-sided')) / math.factorial(len(rows)):.3g} > 0.05."])
+    return StatResult(
+        test="did_trend", estimate_name="did_slope_per_log10_level", estimate=float(reg["slope"]), ci=ci,
+        statistic_name=params.method, statistic=stat, pvalue=p, alternative=ctx.alternative, n=len(rows),
+        n_units={"levels": len(rows)}, warnings=wc.messages,
+        details={"levels": lv.tolist(), "did": dd.tolist(), "did_se": ses.tolist(), "items": [r[3] for r in rows],
+                 "pvalue_method": f"permutation of levels ({'exact, all' if exact else 'random'} {n_ord} orderings) "
+                                  f"of the {params.method} correlation",
+                 "permutation_exact": exact, "n_orderings": n_ord,
+                 **{f"wls_{k}": v for k, v in reg.items()}},
+    )

@@ -280,6 +280,23 @@ def test_mixed_slope_recovers_planted_slope():
     assert row.details["converged"] is True
 
 
+def test_mixed_slope_with_a_constant_predictor_is_insufficient_data():
+    """A predictor with one value (SmolLM2's byte-level Korean crosses no gold boundary) has no identified slope:
+    insufficient_data with the reason, not an error row."""
+    rng = np.random.default_rng(4)
+    recs = [Measurement(quantity="eval.word_delta_nll", value=float(rng.normal()), model=model_ref(),
+                        language="kor_Hang", corpus=CORPUS_TEST, item_id=f"s{s}:{w}", condition={"scheme": "int4"},
+                        attributes={"sentence_id": f"s{s}", "n_crossed": 0, "n_bytes": int(rng.integers(1, 9))},
+                        routine="tests.claims.synthetic")
+            for s in range(10) for w in range(6)]
+    spec = spec_dict(test="mixed_slope", alternative="greater", select={"y": {"quantity": "eval.word_delta_nll"}},
+                     params={"x": "n_crossed", "groups": "sentence_id", "language": "kor_Hang", "standardize": True},
+                     covariates=["n_bytes"], decision={"alpha": 0.05, "min_n": 20})
+    row = _row(spec, recs)
+    assert row.verdict == "insufficient_data", (row.verdict, row.message)
+    assert "'n_crossed' is constant" in row.message and "60 observations" in row.message
+
+
 def test_unpaired_items_are_reported_not_silently_dropped():
     recs = bpb_records(effects={"heb_Hebr": 0.07}, n_items=30, seed=3)
     recs = [r for r in recs if not (r.condition["scheme"] == "int4" and r.item_id in ("s0000", "s0001"))]
