@@ -108,17 +108,32 @@ def demo(
         e, lo, hi = (r.get(f"{prefix}_{k}", float("nan")) for k in ("estimate", "ci_low", "ci_high"))
         return f"{fmt(e, 3)} [{fmt(lo, 3)}, {fmt(hi, 3)}]"
 
+    from qdstats.report.headlines import DecisionRule, headline_sentences
+
+    if not res.table.empty and "did_estimate" in res.table.columns:
+        heads = headline_sentences(res.table.rename(columns={"did_estimate": "did"}), reference=ref,
+                                   condition="scheme")
+        for h in heads:
+            stdout.print(h.sentence, soft_wrap=True)
+        stdout.print(f"[dim]{DecisionRule().text(reference=ref)}[/dim]", soft_wrap=True)
+    ps = res.table.get("did_pvalue")
+    show_p = ps is not None and bool(ps.notna().any())
     for scheme, sub in res.table.groupby("scheme", sort=False):
         t = Table(title=f"{scheme} vs fp32: bits per byte (95% CI)")
-        for col in ("language", "n", "fp32 bpb", "Δ bpb [95% CI]", f"Δ − Δ({ref}) [95% CI]", "p"):
+        cols = ["language", "n", "fp32 bpb", "Δ bpb [95% CI]", f"Δ − Δ({ref}) [95% CI]"] + (["p"] if show_p else [])
+        for col in cols:
             t.add_column(col, justify="left" if col == "language" else "right", no_wrap=True)
         for r in sub.to_dict(orient="records"):
             p = r.get("did_pvalue", float("nan"))
-            t.add_row(r["language"], str(int(r["delta_n"])), fmt(r["fp32_bpb"]), est_ci(r, "delta"),
-                      est_ci(r, "did"), "—" if p is None or math.isnan(p) else fmt(p, 4))
+            row = [r["language"], str(int(r["delta_n"])), fmt(r["fp32_bpb"]), est_ci(r, "delta"), est_ci(r, "did")]
+            if show_p:
+                row.append("—" if p is None or math.isnan(p) else fmt(p, 4))
+            t.add_row(*row)
         stdout.print(t)
     stdout.print("Δ: mean paired difference (compressed − fp32) per sentence; CIs: bootstrap over paragraphs/"
-                 "documents; p: permutation test of the difference in differences (parallel corpora only).")
+                 "documents" + ("; p: permutation test of the difference in differences." if show_p else
+                                ". No p column: the permutation p-value is undefined for every language here (it "
+                                "needs the same sentences in every language, a parallel corpus such as ntrex128)."))
     for w in res.warnings:
         stderr.print(f"[yellow]note:[/yellow] {w}")
     stderr.print(f"saved {res.n_records} records to {res.records_path} and {res.summary_path} in {res.seconds:.0f} s")

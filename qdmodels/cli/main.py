@@ -37,7 +37,7 @@ _GROUPS: tuple[tuple[str, str, str, str | None], ...] = (
      "Calibrated (GPTQ-style) quantization with a calibration set, and per-layer sensitivity proxies."),
 )
 _COMMAND_MODULES: tuple[str, ...] = (
-    "qdmodels.cli.measure", "qdmodels.cli.sweep", "qdmodels.cli.demo", "qdmodels.cli.report",
+    "qdmodels.cli.measure", "qdmodels.cli.sweep", "qdmodels.cli.demo", "qdmodels.cli.report", "qdmodels.cli.card",
 )
 
 

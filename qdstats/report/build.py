@@ -70,6 +70,11 @@ def _figures(data: ReportData, strict: bool) -> tuple[list[Figure], dict[str, st
         add("degradation", "forest", f"Per-language Δ bits per byte with {level:.0%} CIs, one panel per model and "
             f"condition; dashed line at 0; reference language {ref} marked.",
             lambda: plots.forest_plot(data.degradation, reference=ref))
+        d = data.degradation
+        if not d["did"].isna().all() and d["model_key"].nunique() == 1:
+            add("degradation", "did-forest", f"Difference in differences Δ − Δ({ref}) with {level:.0%} CIs, one panel "
+                "per condition, sorted by effect (largest on top); grey band: the ±0.03 'no different' margin.",
+                lambda: plots.did_forest(d, reference=ref, margin=0.03))
     if data.sensitivity is not None:
         s = data.sensitivity
         for (mkey, mid, cond), _ in s.groupby(["model_key", "model_id", "condition"], sort=True):

@@ -549,7 +549,8 @@ def license_table(records: Sequence[Any]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per distinct corpus reference: ``corpus_id, split, version, sha256, license_flags`` (tuple),
+        One row per distinct corpus reference: ``corpus_id, split, version, sha256, languages`` (the languages of
+        the records that name it: each NTREX file has its own sha256), ``license_flags`` (tuple),
         ``n_records``; sorted by corpus id. Empty when no record names a corpus.
 
     Raises
@@ -563,13 +564,18 @@ def license_table(records: Sequence[Any]) -> pd.DataFrame:
     """
     records = check_records(records)
     counts: Counter[tuple[Any, ...]] = Counter()
+    langs: dict[tuple[Any, ...], set[str]] = {}
     for r in records:
         c = r.corpus
         if c is not None:
-            counts[(c.corpus_id, c.split, c.version, c.sha256, tuple(c.license_flags))] += 1
-    rows = [{"corpus_id": k[0], "split": k[1], "version": k[2], "sha256": k[3], "license_flags": k[4], "n_records": n}
+            key = (c.corpus_id, c.split, c.version, c.sha256, tuple(c.license_flags))
+            counts[key] += 1
+            if getattr(r, "language", None):
+                langs.setdefault(key, set()).add(str(r.language))
+    rows = [{"corpus_id": k[0], "split": k[1], "version": k[2], "sha256": k[3],
+             "languages": tuple(sorted(langs.get(k, ()))), "license_flags": k[4], "n_records": n}
             for k, n in counts.items()]
-    cols = ["corpus_id", "split", "version", "sha256", "license_flags", "n_records"]
+    cols = ["corpus_id", "split", "version", "sha256", "languages", "license_flags", "n_records"]
     return pd.DataFrame(rows, columns=cols).sort_values(["corpus_id", "split"], kind="stable",
                                                          key=lambda s: s.astype(str)).reset_index(drop=True)
 

@@ -18,7 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
-__all__ = ["alignment_scatter", "figure_png", "forest_plot", "premium_bars", "sensitivity_heatmap"]
+__all__ = ["alignment_scatter", "bitwidth_ladder", "damage_scatter", "did_forest", "figure_png", "forest_plot",
+           "premium_bars", "sensitivity_heatmap"]
 
 _REF_COLOR = "#d95f02"
 _EST_COLOR = "#1b6ca8"
@@ -333,6 +334,218 @@ def premium_bars(
         ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
         ax.set_ylabel("token premium vs reference")
         ax.set_title(str(tok), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _did_label(lang: str, n: object, names: dict[str, str] | None) -> str:
+    name = (names or {}).get(lang)
+    shown = f"{name} ({lang})" if name else lang
+    return f"{shown} (n={int(n) if n is not None and not pd.isna(n) else '?'})"  # type: ignore[call-overload]
+
+
+def did_forest(
+    table: pd.DataFrame,
+    *,
+    reference: str = "eng_Latn",
+    names: dict[str, str] | None = None,
+    conditions: Sequence[str] | None = None,
+    unit: str = "bit/byte",
+    margin: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Forest plot of the difference in differences vs the reference, sorted by effect, one panel per condition.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``condition_short, language, did, did_ci_low, did_ci_high, n`` (as
+        :func:`qdstats.report.data.degradation_table` writes them); the reference rows are left out (their DiD is 0
+        by definition).
+    reference : str, default 'eng_Latn'
+        Reference language (named on the x axis).
+    names : dict, optional
+        Language code -> display name for the tick labels.
+    conditions : sequence of str, optional
+        Panels in this order (default: the table's order of first appearance).
+    unit : str, default 'bit/byte'
+    margin : float, optional
+        Draw the equivalence band ``±margin`` of the headline rule (``gid='margin'``).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Per panel: a dashed line at 0 (``gid='zero-line'``), the estimates (``gid='did'``, x = DiD, y = row; rows
+        sorted so the largest DiD is on top) with CI bars (``gid='did-ci'``); tick labels ``language (n=...)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``table`` is not a DataFrame, lacks a column or has no non-reference row.
+
+    Notes
+    -----
+    Display only. Not independently validated; the tests read the drawn artists back by ``gid``.
+    """
+    _need_columns(table, ["condition_short", "language", "did", "did_ci_low", "did_ci_high", "n"], "table")
+    t = table[table["language"] != reference]
+    if t.empty:
+        raise ValueError("`table` has no row other than the reference language; nothing to plot.")
+    keys = list(conditions) if conditions is not None else list(dict.fromkeys(t["condition_short"]))
+    keys = [k for k in keys if (t["condition_short"] == k).any()]
+    n_lang = max(int((t["condition_short"] == k).sum()) for k in keys)
+    fig = _new_figure(3.6 * len(keys) + 1.2, max(2.4, 0.34 * n_lang + 1.5))
+    axes = fig.subplots(1, len(keys), squeeze=False, sharey=False)[0]
+    for ax, key in zip(axes, keys):
+        g = t[t["condition_short"] == key].sort_values("did", ascending=True, kind="stable", na_position="first")
+        y = np.arange(len(g), dtype=float)
+        est = g["did"].to_numpy(dtype=float)
+        lo = g["did_ci_low"].to_numpy(dtype=float)
+        hi = g["did_ci_high"].to_numpy(dtype=float)
+        if margin is not None:
+            ax.axvspan(-margin, margin, color="0.93", zorder=0, gid="margin")
+        ax.axvline(0.0, color="0.2", linestyle="--", linewidth=1.2, gid="zero-line", zorder=1)
+        ax.hlines(y, lo, hi, color=_EST_COLOR, linewidth=1.8, gid="did-ci", zorder=2)
+        ax.plot(est, y, linestyle="none", marker="o", color=_EST_COLOR, gid="did", zorder=3)
+        ax.set_yticks(y, [_did_label(str(lang), n, names) for lang, n in zip(g["language"], g["n"])], fontsize=8)
+        ax.set_xlabel(f"Δ − Δ({reference}), {unit}")
+        ax.set_title(str(key), fontsize=9)
+        ax.grid(axis="x", color="0.9")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def bitwidth_ladder(
+    table: pd.DataFrame,
+    *,
+    reference: str = "eng_Latn",
+    names: dict[str, str] | None = None,
+    unit: str = "bit/byte",
+    title: str | None = None,
+) -> Figure:
+    """Bits per byte per language along a ladder of conditions (fp32 → INT8 → INT4 → INT3), baseline level shown.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Long table with columns ``step`` (display label, in ladder order), ``language``, ``level`` (mean bits per
+        byte under that step on the language's items; the first step is the baseline) and ``ci_low, ci_high``
+        (CI of the level's change from the baseline, shifted to the level; NaN for the baseline).
+    reference : str, default 'eng_Latn'
+        Drawn in the reference color, thicker.
+    names : dict, optional
+        Language code -> display name for the legend.
+    unit : str, default 'bit/byte'
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per language (``gid='ladder:<language>'``, x = step index, y = level), the baseline points
+        (``gid='baseline'``), and CI whiskers where given.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``table`` is not a DataFrame, lacks a column or is empty.
+
+    Notes
+    -----
+    Display only. Not independently validated; the tests read the drawn artists back by ``gid``.
+    """
+    _need_columns(table, ["step", "language", "level", "ci_low", "ci_high"], "table")
+    steps = list(dict.fromkeys(table["step"]))
+    langs = list(dict.fromkeys(table["language"]))
+    fig = _new_figure(max(4.5, 1.1 * len(steps) + 3.0), 4.2)
+    ax = fig.add_subplot()
+    x_of = {s: i for i, s in enumerate(steps)}
+    for i, lang in enumerate(langs):
+        g = table[table["language"] == lang]
+        x = np.array([x_of[s] for s in g["step"]], dtype=float)
+        yv = g["level"].to_numpy(dtype=float)
+        is_ref = lang == reference
+        color = _REF_COLOR if is_ref else _PALETTE[i % len(_PALETTE)]
+        label = (names or {}).get(lang, lang) + (" (ref)" if is_ref else "")
+        ax.plot(x, yv, marker="o", color=color, linewidth=2.6 if is_ref else 1.4, gid=f"ladder:{lang}", label=label)
+        lo = g["ci_low"].to_numpy(dtype=float)
+        hi = g["ci_high"].to_numpy(dtype=float)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():
+            ax.errorbar(x[ok], yv[ok], yerr=np.vstack([yv[ok] - lo[ok], hi[ok] - yv[ok]]), fmt="none", ecolor=color,
+                        capsize=2, linewidth=0.8)
+    base = table[table["step"] == steps[0]]
+    ax.plot(np.zeros(len(base)), base["level"].to_numpy(dtype=float), linestyle="none", marker="s", markersize=8,
+            markerfacecolor="none", markeredgecolor="0.2", gid="baseline", label=f"baseline ({steps[0]})")
+    ax.set_xticks(np.arange(len(steps)), steps, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(f"{unit} (mean over the language's items)")
+    ax.grid(axis="y", color="0.9")
+    ax.legend(fontsize=7, loc="upper left", ncols=2)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def damage_scatter(
+    table: pd.DataFrame,
+    *,
+    x: Sequence[tuple[str, str]] = (("premium", "tokenizer premium vs reference (tokens/tokens)"),
+                                    ("bytes_per_token", "bytes per token")),
+    reference: str = "eng_Latn",
+    unit: str = "bit/byte",
+    title: str | None = None,
+) -> Figure:
+    """Tokenizer premium and bytes per token vs damage (DiD), points labelled with the language codes.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per language: ``language``, ``did`` (the damage vs the reference, bit/byte), optional
+        ``did_ci_low, did_ci_high`` (vertical whiskers) and the x columns.
+    x : sequence of (column, axis label)
+        One panel per entry.
+    reference : str, default 'eng_Latn'
+    unit : str, default 'bit/byte'
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Per panel a scatter (``gid='points:<column>'``, offsets = (x, DiD)) and one text label per point
+        (``gid='label:<language>'``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``table`` is not a DataFrame, lacks a column or is empty.
+
+    Notes
+    -----
+    Display only (no fitted line: with 8 languages a correlation is a claim with a wide CI, not a picture).
+    """
+    _need_columns(table, ["language", "did", *[c for c, _ in x]], "table")
+    fig = _new_figure(4.4 * len(x), 3.8)
+    axes = fig.subplots(1, len(x), squeeze=False)[0]
+    for ax, (col, label) in zip(axes, x):
+        xv = table[col].to_numpy(dtype=float)
+        yv = table["did"].to_numpy(dtype=float)
+        ax.scatter(xv, yv, color=_EST_COLOR, s=24, gid=f"points:{col}", zorder=3)
+        if {"did_ci_low", "did_ci_high"} <= set(table.columns):
+            lo = table["did_ci_low"].to_numpy(dtype=float)
+            hi = table["did_ci_high"].to_numpy(dtype=float)
+            ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(xv)
+            if ok.any():
+                ax.errorbar(xv[ok], yv[ok], yerr=np.vstack([yv[ok] - lo[ok], hi[ok] - yv[ok]]), fmt="none",
+                            ecolor="0.6", linewidth=0.8, zorder=2)
+        for lang, xi, yi in zip(table["language"], xv, yv):
+            if np.isfinite(xi) and np.isfinite(yi):
+                ax.annotate(str(lang).split("_")[0], (xi, yi), xytext=(3, 3), textcoords="offset points",
+                            fontsize=8, color=_REF_COLOR if lang == reference else "black", gid=f"label:{lang}")
+        ax.axhline(0.0, color="0.5", linestyle=":", linewidth=1.0, gid="zero-line")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"Δ − Δ({reference}), {unit}")
     if title:
         fig.suptitle(title)
     return fig

@@ -220,22 +220,30 @@ def _degradation_tables(d: pd.DataFrame, reference: str) -> list[tuple[str, list
     for (_, cond), g in d.groupby(["model_key", "condition_short"], sort=True):
         model_id = g["model_label"].iloc[0]
         level = float(g["ci_level"].iloc[0])
+        show_p = bool(g.loc[~g["is_reference"].astype(bool), "did_pvalue"].notna().any())
         header = ["language", f"Δ bpb [{level:.0%} CI] (n items)", "clusters",
                   f"Δ − Δ({reference}) [{level:.0%} CI] (n items)", "p (permutation)", "warnings"]
+        if not show_p:
+            header.remove("p (permutation)")
         rows = []
         for _, r in g.sort_values("language").iterrows():
             is_ref = bool(r["is_reference"])
             did = ("reference (0 by definition)" if is_ref else
                    "NaN (no reference)" if _is_missing(r["did"]) else
                    fmt_estimate(r["did"], r["did_ci_low"], r["did_ci_high"], r["n"]))
-            rows.append([r["language"] + (" (ref)" if is_ref else ""),
-                         fmt_estimate(r["estimate"], r["ci_low"], r["ci_high"], r["n"]),
-                         f"{fmt_n(r['n_clusters'])} × {r['cluster']}", did,
-                         "" if is_ref else fmt_p(r["did_pvalue"]), str(r["warnings"] or "")])
+            row = [r["language"] + (" (ref)" if is_ref else ""),
+                   fmt_estimate(r["estimate"], r["ci_low"], r["ci_high"], r["n"]),
+                   f"{fmt_n(r['n_clusters'])} × {r['cluster']}", did,
+                   "" if is_ref else fmt_p(r["did_pvalue"]), str(r["warnings"] or "")]
+            if not show_p:
+                del row[4]
+            rows.append(row)
         method = g["ci_method"].iloc[0]
         caption = (f"{model_id}, {cond}: Δ = mean over items of (compressed − baseline) bits per byte; "
                    f"{level:.0%} CI {method} ({g['resampling'].iloc[0]} resampling of {g['cluster'].iloc[0]}); "
-                   "p: sign-flip permutation test of Δ − Δ(ref).")
+                   + ("p: sign-flip permutation test of Δ − Δ(ref)." if show_p else
+                      "p column left out: the permutation p-value is undefined for every language here (it needs the "
+                      "same items in every language, i.e. a parallel corpus)."))
         out.append((f"{model_id} — {cond}", header, rows, caption))
     return out
 
@@ -289,11 +297,12 @@ def _tokenizer_tables(t: pd.DataFrame) -> list[tuple[str, list[str], list[list[s
 
 
 def _license_rows(lic: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = ["corpus", "split", "version", "sha256", "license flags", "records"]
+    header = ["corpus", "split", "version", "sha256", "languages", "license flags", "records"]
     def s(x: Any) -> str:
         return "" if _is_missing(x) else str(x)
 
     rows = [[s(r["corpus_id"]), s(r["split"]), s(r["version"]), s(r["sha256"]),
+             ", ".join(r["languages"]) if "languages" in lic.columns else "",
              ", ".join(r["license_flags"]) or "none", str(r["n_records"])] for _, r in lic.iterrows()]
     return header, rows
 
@@ -325,7 +334,9 @@ def _model_rows(p: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _settings_text(s: Mapping[str, Any]) -> str:
-    return (f"reference language {s['reference']}; baseline condition {s['baseline']}; confidence level "
+    base = s["baseline"]
+    base_txt = (", ".join(f"{k} {v}" for k, v in base.items()) if isinstance(base, Mapping) else str(base))
+    return (f"reference language {s['reference']}; baseline condition: {base_txt}; confidence level "
             f"{s['confidence_level']}; bootstrap resamples {s['n_resamples']} (alignment slopes "
             f"{s['alignment_n_resamples']}); seed {s['rng']}.")
 
@@ -377,6 +388,23 @@ def _html_notes(notes: Sequence[str]) -> str:
     if not notes:
         return ""
     return "<ul class=\"note\">" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"
+
+
+def _headline_lines(data: ReportData) -> list[str]:
+    """Headline sentences of the degradation section (one per model and condition) and the decision rule."""
+    from qdstats.report.headlines import DecisionRule, headline_sentences
+
+    d = data.degradation
+    if d is None or d.empty or d["did"].isna().all():
+        return []
+    ref = data.settings.get("reference", "eng_Latn")
+    lines = []
+    many = d["model_label"].nunique() > 1
+    for label, g in d.groupby("model_label", sort=True):
+        for h in headline_sentences(g, reference=ref):
+            lines.append(f"{label}, {h.sentence}" if many else h.sentence)
+    level = float(d["ci_level"].iloc[0])
+    return lines + [DecisionRule().text(reference=ref, level=level)]
 
 
 def _section_tables(data: ReportData, name: str) -> list[tuple[str, list[str], list[list[str]], str]]:
@@ -446,6 +474,11 @@ def render_html(
         if name in data.omitted:
             continue
         parts.append(f"<section id=\"{name}\"><h2>{_e(SECTION_TITLES[name])}</h2>")
+        if name == "degradation":
+            heads = _headline_lines(data)
+            if heads:
+                parts.append("<ul class=\"headlines\">" + "".join(f"<li>{_e(x)}</li>" for x in heads[:-1])
+                             + f"</ul><p class=\"caption\">{_e(heads[-1])}</p>")
         parts += [_html_figure(f) for f in figures if f.section == name]
         for sub, header, rows, caption in _section_tables(data, name):
             parts.append(f"<h3>{_e(sub)}</h3>{_html_table(header, rows)}<p class=\"caption\">{_e(caption)}</p>")
@@ -523,6 +556,10 @@ def render_markdown(
         if name in data.omitted:
             continue
         out += [f"## {SECTION_TITLES[name]}", ""]
+        if name == "degradation":
+            heads = _headline_lines(data)
+            if heads:
+                out += [f"- {x}" for x in heads[:-1]] + ["", f"*{heads[-1]}*", ""]
         for f in figures:
             if f.section == name:
                 out += [f"![{f.caption}]({f.filename})", "", f"*{f.caption}*", ""]

@@ -60,4 +60,4 @@ def test_report_on_producer_records(producer_records, tmp_path):
     prem = {r.language: r.value for r in parity if r.quantity == "tok.premium_vs_reference"}
     t = rep.data.tokenizer.set_index("language")["value"]
     assert t.to_dict() == prem
-    assert rep.html.exists() and len(rep.figures) == 3
+    assert rep.html.exists() and len(rep.figures) == 4  # + the DiD forest

@@ -39,7 +39,7 @@ def test_build_report_writes_all_sections_and_figures(report):
     res, html, md = report
     assert res.sections == ("degradation", "sensitivity", "alignment", "tokenizer")
     assert set(res.omitted) == {"claims"}
-    assert len(res.figures) == 4 and all(p.exists() for p in res.figures)
+    assert len(res.figures) == 5 and all(p.exists() for p in res.figures)
     for sec in res.sections + ("licenses", "notes", "provenance"):
         assert f'<section id="{sec}">' in html
     # the Markdown references each figure by a relative path that exists beside it
@@ -117,7 +117,7 @@ def test_failing_figure_is_omitted_not_fatal(monkeypatch, small_records, tmp_pat
     monkeypatch.setattr(plots, "sensitivity_heatmap", boom)
     res = build_report(small_records, out_dir=tmp_path, n_resamples=99)
     assert any("planted plot failure" in v for v in res.omitted.values())
-    assert res.html.read_text(encoding="utf-8").count("<img ") == 3
+    assert res.html.read_text(encoding="utf-8").count("<img ") == 4  # forest, DiD forest, alignment, premiums
     with pytest.raises(RuntimeError, match="planted plot failure"):
         build_report(small_records, out_dir=tmp_path, n_resamples=99, strict=True)
 
@@ -170,3 +170,39 @@ def test_unreadable_claims_table_is_a_note_or_an_error(all_records, tmp_path):
     with pytest.raises(FileNotFoundError):
         rr.claims_frame(tmp_path / "nope.json")
     assert isinstance(rr.claims_frame({"rows": []}), pd.DataFrame)
+
+
+def test_report_visual_language_no_dict_text_headlines_and_hidden_p(tmp_path):
+    """Non-parallel items: every DiD p is undefined, so the p column is left out with one note; the baseline is
+    written as text, never as a Python dict; headline sentences and the DiD forest come first; the data table names
+    the language of each sha256."""
+    from qdstats.records import CorpusRef, Measurement
+
+    recs = []
+    for lang, shift in (("eng_Latn", 0.05), ("kor_Hang", 0.40)):
+        corpus = CorpusRef(corpus_id="mine", split="test", sha256=("a" if lang == "eng_Latn" else "b") * 64)
+        for i in range(12):
+            for scheme, d in (("fp32", 0.0), ("int4-g64-sym", shift + 0.001 * i)):
+                recs.append(Measurement(quantity="eval.bits_per_byte", value=1.0 + 0.01 * i + d, language=lang,
+                                        item_id=f"{lang}-{i}", corpus=corpus,
+                                        condition={"scheme": scheme, "protect": "none", "prune": "none"}))
+    res = build_report(recs, out_dir=tmp_path, n_resamples=199)
+    md = res.markdown.read_text(encoding="utf-8")
+    html = res.html.read_text(encoding="utf-8")
+    for text in (md, html):
+        assert "{'scheme'" not in text and "{&#x27;scheme" not in text
+    assert "p (permutation)" in md  # defined here (independent permutation test)
+    # every p undefined (e.g. a design where no permutation test applies): no p column, one note
+    from dataclasses import replace
+
+    from qdstats.report.data import summarize_records
+    from qdstats.report.render import render_markdown
+
+    data = summarize_records(recs, n_resamples=199)
+    data = replace(data, degradation=data.degradation.assign(did_pvalue=float("nan")))
+    md_nan = render_markdown(data, [], title="t")
+    assert "p (permutation)" not in md_nan and md_nan.count("p column left out") == 1
+    assert "- INT4 (int4-g64-sym): kor_Hang (+0.350 [" in md and "loses more bit/byte than eng_Latn" in md
+    assert md.index("- INT4 (int4-g64-sym)") < md.index("figures/forest.png")
+    assert "figures/did-forest.png" in md
+    assert "| mine | test |  | " + "b" * 64 + " | kor_Hang |" in md
