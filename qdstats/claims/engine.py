@@ -70,7 +70,7 @@ __all__ = [
     "load_record_files",
 ]
 
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 Verdict = Literal["supported", "not_supported", "inconclusive", "insufficient_data", "error"]
 VERDICTS: tuple[str, ...] = ("supported", "not_supported", "inconclusive", "insufficient_data", "error")
 _EVIDENCE_ORDER = ("measured", "literature", "simulated")
@@ -143,6 +143,10 @@ class ClaimRow(BaseModel):
     grade_reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     message: str | None = Field(default=None, description="Error or insufficient-data message.")
+    n_specifications: int = Field(default=0, description="Pre-declared specifications re-tested (spec key `specifications`; 0: none).")
+    n_specs_agree: int = Field(default=0, description="Specifications whose verdict equals this row's verdict.")
+    robust: bool | None = Field(default=None, description="True: every specification gives this verdict; False: at least one "
+                                "differs; None: no curve, or none differs but some could not be computed.")
     data_hash: str = Field(default="", description="sha256 of the selected records' role:content_key lines.")
     spec_hash: str = ""
     references: tuple[str, ...] = ()
@@ -601,10 +605,13 @@ def build_claims_table(
             r["verdict"], r["verdict_reason"] = v, why
         else:
             r["verdict_reason"] = r.get("message") or ""
+        if spec.specifications == "units" and r["verdict"] in ("supported", "not_supported", "inconclusive"):
+            _add_specification_curve(r, spec, recs)
         gi = GradeInput(
             n=int(r.get("n") or 0), n_languages=int(r.get("n_languages", 0)), n_models=int(r.get("n_models", 0)),
             details=r.get("details") or {}, warnings=tuple(r.get("warnings", ())),
             selection_split=spec.selection_split, test_split=spec.effective_test_split, evidence=r["evidence"],
+            robust=r.get("robust"),
         )
         r["grade"], r["grade_reasons"] = grade_claim(gi, r["verdict"])
         out_rows.append(ClaimRow(**r))
@@ -613,6 +620,31 @@ def build_claims_table(
         n_records=len(recs.keys), n_failed_records=len(recs.failed), n_duplicate_records=recs.n_duplicates,
         spec_files=tuple(spec_files), record_files=tuple(record_files),
     )
+
+
+def _add_specification_curve(row: dict[str, Any], spec: ClaimSpec, recs: _Records) -> None:
+    """Re-test the row's claim under every default specification; agreement is with the row's own verdict."""
+    from qdstats.claims.speccurve import DEFAULT_SPECIFICATIONS, specification_curve
+
+    try:
+        curve = specification_curve(spec, DEFAULT_SPECIFICATIONS, recs.frame,
+                                    family_size=max(1, int(row.get("family_size") or 1)))
+    except Exception as exc:  # noqa: BLE001  (the row keeps its verdict; the curve's failure is a warning)
+        row["warnings"] = (*row.get("warnings", ()), f"specification curve failed: {type(exc).__name__}: {exc}")
+        return
+    verdict = row["verdict"]
+    agree = [c.verdict == verdict for c in curve.rows if c.verdict not in ("insufficient_data", "error")]
+    missing = len(curve.rows) - len(agree)
+    row["n_specifications"] = len(curve.rows)
+    row["n_specs_agree"] = int(sum(agree))
+    row["robust"] = False if not all(agree) else (None if missing else True)
+    row["details"] = {**(row.get("details") or {}), "specifications": {
+        c.specification: {"estimate": _num(c.estimate), "ci_low": _num(c.ci_low), "ci_high": _num(c.ci_high),
+                          "p_adj": _num(c.p_adj), "min_abs_effect": _num(c.min_abs_effect), "verdict": c.verdict}
+        for c in curve.rows}}
+    if missing:
+        row["warnings"] = (*row.get("warnings", ()),
+                           f"{missing} of {len(curve.rows)} specifications could not be computed (missing records).")
 
 
 # ----------------------------------------------------------------------------- files and staleness

@@ -55,6 +55,9 @@ class GradeInput:
         From the spec (``test_split`` falls back to the selections' common split).
     evidence : {'measured', 'literature', 'simulated'}
         Effective evidence class (the weaker of the spec's and the records').
+    robust : bool or None
+        From the specification curve (spec key ``specifications``): False when at least one pre-declared unit of
+        damage gives another verdict; None when no curve was run.
     """
 
     n: int
@@ -65,6 +68,7 @@ class GradeInput:
     selection_split: str | None
     test_split: str | None
     evidence: str
+    robust: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,10 @@ RULES: tuple[GradeRule, ...] = (
     GradeRule("selection_not_separated", 2, "spec's selection_split equals its test split",
               "choosing on the data one tests on inflates effects (winner's curse; seed-audit §7.6)",
               lambda i: i.selection_split is not None and i.selection_split == i.test_split),
+    GradeRule("not_robust", 1, "the verdict changes under at least one pre-declared unit of damage or first-token rule "
+              "(spec key `specifications`)",
+              "the conclusion depends on how damage is counted (issue 15: per byte vs per sentence)",
+              lambda i: i.robust is False),
     GradeRule("warnings", 1, "the row carries warnings (degenerate data, small samples, failed records), "
               "other than notes on the number of languages (counted by `few_languages`)",
               "something in the computation needs a reader's attention",

@@ -58,6 +58,14 @@ def _n(r: ClaimRow) -> str:
     return f"{r.n}" + (f" ({extra})" if extra else "")
 
 
+def _agree(r: ClaimRow) -> str:
+    """'9/10 (not robust)' from the specification curve; '—' when none was run."""
+    if not r.n_specifications:
+        return "—"
+    tag = {True: "robust", False: "not robust", None: "incomplete"}[r.robust]
+    return f"{r.n_specs_agree}/{r.n_specifications} ({tag})"
+
+
 def _md_escape(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
@@ -74,8 +82,8 @@ def to_markdown(table: ClaimsTable, *, digits: int = 3, commands: Sequence[str] 
     commands : sequence of str
         Commands that made the table (listed at the end, e.g. for a generated ``docs/claims.md``).
     """
-    head = ("| claim | statement | evidence | n | estimate [CI] | p | p adj (family, method) | verdict | grade |\n"
-            "|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| claim | statement | evidence | n | estimate [CI] | p | p adj (family, method) | verdict | specs agree | grade |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     notes = []
     for r in table.rows:
@@ -83,13 +91,18 @@ def to_markdown(table: ClaimsTable, *, digits: int = 3, commands: Sequence[str] 
         lines.append(
             f"| `{r.claim_id}` v{r.version} | {_md_escape(r.statement)} | {r.evidence} | {_n(r)} | "
             f"{_md_escape(_est(r, digits))} | {_p(r.p, digits)} | {fam} | **{_VERDICT_TEXT[r.verdict]}** | "
-            f"{r.grade}{' (' + ', '.join(r.grade_reasons) + ')' if r.grade_reasons else ''} |"
+            f"{_agree(r)} | {r.grade}{' (' + ', '.join(r.grade_reasons) + ')' if r.grade_reasons else ''} |"
         )
         extra = []
         if r.message:
             extra.append(f"message: {r.message}")
         if r.verdict_reason and r.verdict_reason != r.message:
             extra.append(f"decision: {r.verdict_reason}")
+        flips = [f"{k} {v['verdict'].replace('_', ' ')} ({fmt(v['estimate'], digits)} [{fmt(v['ci_low'], digits)}, "
+                 f"{fmt(v['ci_high'], digits)}])"
+                 for k, v in (r.details.get("specifications") or {}).items() if v.get("verdict") != r.verdict]
+        if flips:
+            extra.append("other verdicts under: " + "; ".join(flips))
         extra += [f"warning: {w}" for w in r.warnings]
         extra += [f"records from: `{c}`" for c in r.produced_by]
         if extra:

@@ -163,6 +163,10 @@ class ClaimSpec(BaseModel):
     evidence: EvidenceClass = Field(default="measured", description="Provenance class of the evidence.")
     test_split: str | None = Field(default=None, description="Split the claim is tested on (defaults to the selections' split when they agree).")
     selection_split: str | None = Field(default=None, description="Split on which anything in the claim (layers, thresholds) was chosen; None if nothing was selected from data.")
+    specifications: Literal["none", "units"] = Field(
+        default="none", description="'units': re-test the claim under every pre-declared unit of damage (bits per byte, "
+        "per character, per sentence, per English byte, relative change) with the first token in and out "
+        "(qdstats.claims.speccurve) and report how many agree; a verdict that flips costs a grade.")
     n_resamples: int = Field(default=9999, ge=99, description="Bootstrap / permutation resamples.")
     seed: int = Field(default=0, ge=0, description="Seed of every random procedure of the claim.")
     references: tuple[str, ...] = Field(default=(), description="Citations (DOI / URL / section).")

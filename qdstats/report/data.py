@@ -43,16 +43,19 @@ from qdstats.resampling import RngLike, as_generator, cluster_bootstrap_ci
 
 __all__ = [
     "BASELINE_CONDITION",
+    "FORMAT_FAMILIES",
     "SECTIONS",
     "ReportData",
     "alignment_damage",
     "condition_label",
     "degradation_table",
+    "format_family",
     "license_table",
     "paired_items",
     "provenance_summary",
     "sensitivity_matrix",
     "sensitivity_table",
+    "storage_table",
     "summarize_records",
     "tokenizer_premiums",
 ]
@@ -208,6 +211,50 @@ def degradation_table(
     table = pd.DataFrame(rows, columns=out_cols)
     table.insert(2, "model_label", _model_labels(table))
     return table, notes
+
+
+#: Scheme-key prefix -> format family (the lines of :func:`qdstats.report.plots.did_vs_bits`), first match wins.
+FORMAT_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("gguf-lcpp-", "llama.cpp presets"), ("gguf-q2_k", "llama.cpp k-quants"), ("gguf-q3_k", "llama.cpp k-quants"),
+    ("gguf-q4_k", "llama.cpp k-quants"), ("gguf-q5_k", "llama.cpp k-quants"), ("gguf-q6_k", "llama.cpp k-quants"),
+    ("gguf-iq", "llama.cpp k-quants"), ("gguf-", "GGUF blocks (gguf-py)"), ("gptq-", "GPTQ-style"),
+    ("int", "round-to-nearest"), ("torchao-", "torchao"), ("quanto-", "optimum-quanto"), ("hqq-", "HQQ"),
+    ("bnb-", "bitsandbytes"),
+)
+
+
+def format_family(scheme: str) -> str:
+    """The format family of a scheme key (``'gguf-q4_k_m'`` -> ``'llama.cpp k-quants'``); ``'other'`` if unknown.
+
+    Examples
+    --------
+    >>> format_family("gguf-q4_0"), format_family("gguf-q4_k_m"), format_family("int4-g64-sym")
+    ('GGUF blocks (gguf-py)', 'llama.cpp k-quants', 'round-to-nearest')
+    """
+    k = str(scheme).lower()
+    return next((fam for prefix, fam in FORMAT_FAMILIES if k.startswith(prefix)), "other")
+
+
+def storage_table(records: Sequence[Any]) -> tuple[pd.DataFrame | None, list[str]]:
+    """Measured storage cost per (model, condition): bits per weight of the converted tensors and of the whole model.
+
+    Reads the model-level ``quant.bits_per_weight`` and ``quant.model_bits_per_weight`` records (``site`` None) that
+    every quantization report writes (round-to-nearest, GGUF, llama.cpp, the PyTorch backends; scales and zero points
+    included). Returns ``model_key, condition, scheme, family, bits_per_weight, model_bits_per_weight`` (one row per
+    model and condition, keyed as :func:`degradation_table` keys them), or None without such records, and notes.
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in _measurements(records, ("quant.bits_per_weight", "quant.model_bits_per_weight")):
+        if r.site is not None or not r.condition:
+            continue
+        key = (_model_key(r), condition_label(r.condition))
+        row = rows.setdefault(key, {"model_key": key[0], "condition": key[1], "scheme": str(r.condition.get("scheme")),
+                                    "family": format_family(str(r.condition.get("scheme"))),
+                                    "bits_per_weight": math.nan, "model_bits_per_weight": math.nan})
+        row["bits_per_weight" if r.quantity == "quant.bits_per_weight" else "model_bits_per_weight"] = float(r.value)
+    if not rows:
+        return None, []
+    return pd.DataFrame(list(rows.values())).sort_values(["model_key", "bits_per_weight"], ignore_index=True), []
 
 
 def _model_labels(table: pd.DataFrame) -> list[str]:
@@ -668,6 +715,8 @@ class ReportData:
         Section name -> notes (items left out, small-sample warnings...).
     settings : dict
         Options used (reference, baseline, confidence level, resamples, seed, quantities).
+    storage : pandas.DataFrame or None
+        :func:`storage_table` output (measured bits per weight per model and condition), when records carry it.
     """
 
     degradation: pd.DataFrame | None
@@ -680,6 +729,7 @@ class ReportData:
     omitted: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    storage: pd.DataFrame | None = None
 
     @property
     def sections(self) -> tuple[str, ...]:
@@ -791,6 +841,7 @@ def summarize_records(
         f"no word-level {damage} records paired with {alignment} values.")
     run("tokenizer", lambda: tokenizer_premiums(records, quantity=premium_quantity),
         f"no per-language {premium_quantity} records.")
+    storage, _ = storage_table(records)
 
     def get(name: str, i: int = 0) -> pd.DataFrame | None:
         return None if name in omitted else tables[name][i]
@@ -799,7 +850,7 @@ def summarize_records(
     return ReportData(
         degradation=get("degradation"), sensitivity=get("sensitivity"), alignment_pairs=get("alignment"),
         alignment_fits=get("alignment", 1), tokenizer=get("tokenizer"), licenses=license_table(records),
-        provenance=provenance_summary(records), omitted=omitted, notes=notes,
+        provenance=provenance_summary(records), omitted=omitted, notes=notes, storage=storage,
         settings={"reference": reference, "baseline": base, "quantity": quantity,
                   "sensitivity_quantity": sensitivity_quantity, "alignment": alignment, "damage": damage,
                   "premium_quantity": premium_quantity, "confidence_level": level, "n_resamples": n_res,

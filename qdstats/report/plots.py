@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
-__all__ = ["alignment_scatter", "bitwidth_ladder", "damage_scatter", "did_forest", "figure_png", "forest_plot",
+__all__ = ["alignment_scatter", "bitwidth_ladder", "damage_scatter", "did_forest", "did_vs_bits", "figure_png", "forest_plot",
            "premium_bars", "sensitivity_heatmap"]
 
 _REF_COLOR = "#d95f02"
@@ -548,4 +548,81 @@ def damage_scatter(
         ax.set_ylabel(f"Δ − Δ({reference}), {unit}")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+_FAMILY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+def did_vs_bits(
+    table: pd.DataFrame,
+    *,
+    reference: str = "eng_Latn",
+    names: dict[str, str] | None = None,
+    unit: str = "bit/byte",
+    title: str | None = None,
+) -> Figure:
+    """Difference in differences vs measured bits per weight, one panel per language, one line per format family.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``language, family, condition_short, bits_per_weight, did, did_ci_low, did_ci_high`` (the
+        degradation table of one model merged with :func:`qdstats.report.data.storage_table` on the condition);
+        reference rows are left out.
+    reference : str, default 'eng_Latn'
+    names : dict, optional
+        Language code -> panel title.
+    unit : str, default 'bit/byte'
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Per panel a dashed zero line (``gid='zero-line'``) and per family a line through its conditions sorted by
+        bits per weight (``gid='family:<name>'``, x = bits per weight, y = DiD) with CI bars.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``table`` is not a DataFrame, lacks a column or has no non-reference row with a finite bits per weight.
+    """
+    _need_columns(table, ["language", "family", "bits_per_weight", "did", "did_ci_low", "did_ci_high"], "table")
+    t = table[(table["language"] != reference) & np.isfinite(table["bits_per_weight"].astype(float))]
+    if t.empty:
+        raise ValueError("`table` has no non-reference row with a finite bits_per_weight.")
+    langs = sorted(t["language"].unique())
+    families = sorted(t["family"].unique())
+    ncol = min(4, len(langs))
+    nrow = math.ceil(len(langs) / ncol)
+    fig = _new_figure(3.1 * ncol + 1.8, 2.6 * nrow + 0.6)
+    axes = fig.subplots(nrow, ncol, squeeze=False, sharex=True)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(langs):
+            ax.set_visible(False)
+            continue
+        lang = langs[k]
+        sub = t[t["language"] == lang]
+        ax.axhline(0.0, color="0.4", lw=0.8, ls="--", gid="zero-line")
+        for j, fam in enumerate(families):
+            g = sub[sub["family"] == fam].sort_values("bits_per_weight")
+            if g.empty:
+                continue
+            x = g["bits_per_weight"].to_numpy(float)
+            y = g["did"].to_numpy(float)
+            err = np.vstack([y - g["did_ci_low"].to_numpy(float), g["did_ci_high"].to_numpy(float) - y])
+            color = _PALETTE[j % len(_PALETTE)]
+            ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none", ecolor=color, lw=0.8, capsize=2)
+            ax.plot(x, y, color=color, lw=1.2, marker=_FAMILY_MARKERS[j % len(_FAMILY_MARKERS)], ms=4, label=fam,
+                    gid=f"family:{fam}")
+        ax.set_title((names or {}).get(lang, lang), fontsize=9)
+        if k % ncol == 0:
+            ax.set_ylabel(f"Δ − Δ({reference}) [{unit}]", fontsize=8)
+        if k >= len(langs) - ncol:
+            ax.set_xlabel("bits per weight (measured)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=7, title="format family", title_fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

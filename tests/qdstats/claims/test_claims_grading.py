@@ -51,7 +51,7 @@ def test_language_count_warning_is_not_counted_twice():
 
 def test_floor_is_D():
     inp = GradeInput(n=5, n_languages=1, n_models=1, details={"singular": True, "max_vif": 40}, warnings=("w",),
-                     selection_split="test", test_split="test", evidence="measured")
+                     selection_split="test", test_split="test", evidence="measured", robust=False)
     g, reasons = grade_claim(inp, "supported")
     assert g == "D" and len(reasons) == len(RULES)
 

@@ -107,3 +107,39 @@ def test_missing_first_token_is_incomplete_not_robust():
 def test_bad_family_size():
     with pytest.raises(ValueError, match="`family_size`"):
         specification_curve(CLAIM, DEFAULT_SPECIFICATIONS, _frame()[0], family_size=0)
+
+
+def _planted_records():
+    """The planted frame of `_frame` as Measurement records (per byte: no extra damage; per sentence: Hebrew loses more)."""
+    from qdstats.records import CorpusRef, Measurement, ModelRef
+
+    frame, _ = _frame()
+    ref = ModelRef(model_id="m", source="config", sha256="0" * 64, n_params=1000, family="synthetic")
+    corpus = CorpusRef(corpus_id="synthetic", split="test", sha256="1" * 64)
+    units = {"eval.nll_sum": "nat", "eval.n_bytes": "byte", "eval.n_chars": "char", "eval.nll_first": "nat",
+             "eval.bits_per_byte": "bit/byte"}
+    return [Measurement(quantity=r["quantity"], value=r["value"], unit=units[r["quantity"]], model=ref,
+                        language=r["language"], item_id=r["item_id"], corpus=corpus,
+                        condition={"scheme": r["condition.scheme"]},
+                        attributes={"document_id": r["attributes.document_id"]}, routine="tests.claims.synthetic")
+            for r in frame.to_dict(orient="records")]
+
+
+def test_engine_reports_robustness_and_grades_a_flip():
+    """`specifications: units` in a spec: the row counts the agreeing specifications, robust=False on a unit flip,
+    the grade pays `not_robust`, and the Markdown shows the count and the other verdicts. Without the key: nothing."""
+    from qdstats.claims import build_claims_table
+    from qdstats.claims.render import to_markdown
+
+    recs = _planted_records()
+    spec = ClaimSpec.model_validate({**CLAIM.model_dump(), "specifications": "units"})
+    row = build_claims_table([spec], recs).rows[0]
+    assert row.verdict == "not_supported"  # per byte the DiD is exactly 0
+    assert row.n_specifications == 10 and row.robust is False
+    assert 0 < row.n_specs_agree < 10
+    assert row.details["specifications"]["bits_per_sentence/first_in"]["verdict"] == "supported"
+    assert "not_robust" in row.grade_reasons
+    md = to_markdown(build_claims_table([spec], recs))
+    assert f"{row.n_specs_agree}/10 (not robust)" in md and "other verdicts under: " in md
+    plain = build_claims_table([CLAIM], recs).rows[0]
+    assert plain.n_specifications == 0 and plain.robust is None and "not_robust" not in plain.grade_reasons

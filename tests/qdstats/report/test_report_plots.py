@@ -116,3 +116,54 @@ def test_figure_png_is_deterministic_png(deg_table):
     a = plots.figure_png(plots.forest_plot(deg_table))
     b = plots.figure_png(plots.forest_plot(deg_table))
     assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == b
+
+
+def _bpw_records(costs: dict[str, float]) -> list:
+    from report_synthetic import SYN_MODEL
+
+    from qdstats.records import Measurement
+
+    out = []
+    for scheme, bpw in costs.items():
+        cond = {"scheme": scheme, "protect": "none", "prune": "none"}
+        out.append(Measurement(quantity="quant.bits_per_weight", value=bpw, unit="bit/weight", model=SYN_MODEL,
+                               condition=cond, routine="tests.synthetic"))
+        out.append(Measurement(quantity="quant.model_bits_per_weight", value=bpw + 1.0, unit="bit/weight",
+                               model=SYN_MODEL, condition=cond, routine="tests.synthetic"))
+    return out
+
+
+def test_storage_table_and_did_vs_bits_lines_equal_the_tables():
+    """Bits per weight from the quant records; each family's line goes through its conditions' (bits, DiD)."""
+    costs = {"int4-g64-sym": 4.25, "int3-g64-sym": 3.25}
+    recs = make_eval_records(n_items=12, n_docs=4) + _bpw_records(costs)
+    st, _ = rd.storage_table(recs)
+    assert dict(zip(st["scheme"], st["bits_per_weight"])) == costs
+    assert dict(zip(st["scheme"], st["model_bits_per_weight"])) == {k: v + 1.0 for k, v in costs.items()}
+    assert set(st["family"]) == {"round-to-nearest"}
+    deg = rd.degradation_table(recs, n_resamples=99, rng=0)[0]
+    merged = deg.merge(st[["model_key", "condition", "family", "bits_per_weight"]], on=["model_key", "condition"])
+    assert len(merged) == len(deg)
+    fig = plots.did_vs_bits(merged, reference="eng_Latn")
+    langs = sorted(set(merged["language"]) - {"eng_Latn"})
+    shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in shown] == langs
+    for ax, lang in zip(shown, langs):
+        want = merged[merged["language"] == lang].sort_values("bits_per_weight")
+        (line,) = [ln for ln in ax.lines if ln.get_gid() == "family:round-to-nearest"]
+        assert_allclose(line.get_xdata(), want["bits_per_weight"], rtol=0)
+        assert_allclose(line.get_ydata(), want["did"], rtol=0)
+    assert rd.format_family("gguf-q4_k_m") == "llama.cpp k-quants" and rd.format_family("bnb-nf4") == "bitsandbytes"
+    assert rd.storage_table(make_eval_records(n_items=4, n_docs=2))[0] is None
+    with pytest.raises(ValueError, match="bits_per_weight"):
+        plots.did_vs_bits(merged.assign(bits_per_weight=float("nan")))
+
+
+def test_report_draws_did_vs_bits_when_storage_records_exist(tmp_path):
+    from qdstats.report import build_report
+
+    recs = make_eval_records(n_items=12, n_docs=4) + _bpw_records({"int4-g64-sym": 4.25, "int3-g64-sym": 3.25})
+    res = build_report(recs, out_dir=tmp_path, n_resamples=99)
+    assert any("did-vs-bits" in str(p) for p in res.paths)
+    res2 = build_report(make_eval_records(n_items=12, n_docs=4), out_dir=tmp_path / "b", n_resamples=99)
+    assert not any("did-vs-bits" in str(p) for p in res2.paths)
