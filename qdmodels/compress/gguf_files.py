@@ -294,14 +294,26 @@ def _resolve_path(path: str | os.PathLike[str]) -> Path:
 
 
 def source_gguf(lm: Any) -> Path | None:
-    """The GGUF file a :class:`~qdmodels.models.loading.LoadedModel` was loaded from (checked by sha256), or None."""
+    """The GGUF file a model was loaded from (checked by sha256), or None.
+
+    ``lm`` is a :class:`~qdmodels.models.loading.LoadedModel` (its ``ref``) or the bare module that
+    :func:`~qdmodels.models.loading.load_model` made (``config.qd_source_gguf``), which is what a condition's
+    ``apply`` receives.
+    """
     from qdmodels.models import zoo
 
     ref = getattr(lm, "ref", None)
-    if ref is None or ref.source != "gguf":
-        return None
-    cand = zoo.model_path(ref.model_id) if zoo.is_embedded(ref.model_id) else Path(ref.model_id)
-    if cand.is_file() and zoo.sha256_file(cand) == ref.sha256:
+    if ref is not None:
+        if ref.source != "gguf":
+            return None
+        cand, sha = (zoo.model_path(ref.model_id) if zoo.is_embedded(ref.model_id) else Path(ref.model_id)), ref.sha256
+    else:
+        cfg = getattr(unwrap_model(lm), "config", None)
+        path, sha = getattr(cfg, "qd_source_gguf", None), getattr(cfg, "qd_source_gguf_sha256", None)
+        if not path or not sha:
+            return None
+        cand = Path(path)
+    if cand.is_file() and zoo.sha256_file(cand) == sha:
         return cand
     return None
 

@@ -125,6 +125,7 @@ def _load_gguf(path: Path, sha: str, torch_dtype: torch.dtype, dtype: str, use_c
         model = AutoModelForCausalLM.from_pretrained(cache, dtype=torch_dtype, local_files_only=True,
                                                      trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(cache, local_files_only=True, trust_remote_code=trust_remote_code)
+        _mark_source(model, path, sha)
         return model, tokenizer
     kw: dict[str, Any] = dict(gguf_file=path.name, local_files_only=True, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kw)
@@ -147,7 +148,15 @@ def _load_gguf(path: Path, sha: str, torch_dtype: torch.dtype, dtype: str, use_c
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+    _mark_source(model, path, sha)
     return model, tokenizer
+
+
+def _mark_source(model: Any, path: Path, sha: str) -> None:
+    """Remember on the module which GGUF file it came from (``config.qd_source_gguf`` and its sha256), so code that
+    only holds the ``nn.Module`` (a condition's ``apply``) can still find the source file's metadata and types."""
+    model.config.qd_source_gguf = str(path.resolve())
+    model.config.qd_source_gguf_sha256 = sha
 
 
 def _finish(model: Any, tokenizer: Any, ref_kwargs: dict[str, Any], device: torch.device | None = None) -> LoadedModel:

@@ -112,3 +112,20 @@ def test_cli_gguf_layout_writes_one_record_per_tensor(tmp_path):
     assert q.value == 4.5 and q.attributes["layer"] == 1 and q.attributes["gguf_name"] == "blk.1.attn_q.weight"
     bad = CliRunner().invoke(app, ["weights", "--out", str(tmp_path / "x.jsonl")])
     assert bad.exit_code == 2 and "`--model` is required" in bad.output
+
+
+def test_source_gguf_of_a_bare_module_from_its_config(tmp_path):
+    """A condition's apply() holds only the nn.Module: load_model marks it with its source file and sha256
+    (config.qd_source_gguf*), so the llama.cpp path can copy the source's metadata for any architecture."""
+    from qdmodels.compress.gguf_files import source_gguf
+    from qdmodels.models.zoo import sha256_file
+
+    lm = tiny_model("llama", seed=4)
+    path = tmp_path / "f32.gguf"
+    write_gguf(lm, path)
+    assert source_gguf(lm.model) is None  # not marked
+    lm.model.config.qd_source_gguf = str(path)
+    lm.model.config.qd_source_gguf_sha256 = sha256_file(path)
+    assert source_gguf(lm.model) == path
+    lm.model.config.qd_source_gguf_sha256 = "0" * 64  # the file on disk is not the one it was loaded from
+    assert source_gguf(lm.model) is None
