@@ -2,12 +2,13 @@
 # One-command setup + run.  Usage:
 #   bash scripts/quickstart.sh demo   # set up, fetch the embedded default model, run `qd demo`
 #   bash scripts/quickstart.sh test   # set up, run the full test suite (what CI runs)
+#   bash scripts/quickstart.sh setup  # set up only (the venv and the package)
 # Environment: PYTHON (default python3), QD_VENV (default .venv), QD_DATA_DIR (default ../shared/data if present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-}"
-if [[ "$mode" != "demo" && "$mode" != "test" ]]; then
-  echo "usage: bash scripts/quickstart.sh {demo|test}" >&2
+if [[ "$mode" != "demo" && "$mode" != "test" && "$mode" != "setup" ]]; then
+  echo "usage: bash scripts/quickstart.sh {demo|test|setup}" >&2
   exit 2
 fi
 shift || true
@@ -33,6 +34,9 @@ if [[ -z "${QD_DATA_DIR:-}" && -d ../shared/data ]]; then
 fi
 
 case "$mode" in
+  setup)
+    exit 0
+    ;;
   demo)
     qd models fetch smollm2-135m
     exec qd demo "$@"
