@@ -20,6 +20,19 @@ rc=$?
   echo "[claims-engine.md](claims-engine.md). \`qd claims check analyses/claims_table\` fails when this table is stale."
   echo "Do not edit by hand."
   echo
+  echo "**The fp32 baselines are dequantized GGUF files** (SmolLM2-135M-Instruct: Q4_1; Gemma-3-270M: mostly Q5_0 and"
+  echo "Q4_K with Q6_K/Q8_0 in some layers): every compressed condition re-quantizes weights that already lie on a"
+  echo "low-bit grid, so Δ measures damage beyond the deployed 4/5-bit file, not beyond the original bf16 weights, and"
+  echo "a format close to the source's own grid (Q4_K_M on Gemma-3, Q8_0) changes little."
+  echo
+  echo "## Summary (one line per seed claim, generated from the table)"
+  echo
+  echo "<!-- claims-summary:start -->"
+  echo "<!-- claims-summary:end -->"
+  echo
+  echo "## The table"
+  echo
   cat analyses/claims_table/claims_table.md
 } > docs/claims.md
+qd claims summary analyses/claims_table --sync docs/claims.md --sync README.md || rc=1
 exit $rc

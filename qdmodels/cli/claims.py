@@ -8,7 +8,7 @@ Machine output goes to ``--out``; results (verdicts, staleness) go to stdout, er
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -95,30 +95,83 @@ def build_cmd(
 def check_cmd(
     table: Annotated[Path, typer.Argument(help="A claims-table directory or its claims_table.json.")],
     rebuild: Annotated[bool, typer.Option("--rebuild/--no-rebuild", help="Also rebuild and compare every number.")] = False,
+    doc: Annotated[list[Path] | None, typer.Option(
+        "--doc", help="A document whose claims-summary block must equal the table's summary (repeatable).")] = None,
 ) -> None:
-    """Fail (exit 1) when a stored claims table is stale relative to its specs and records.
+    """Fail (exit 1) when a stored claims table is stale relative to its specs and records, or a document's
+    generated claims summary (README, docs/claims.md) disagrees with it.
 
     Examples:
 
       qd claims check analyses/claims_table
+      qd claims check analyses/claims_table --doc README.md --doc docs/claims.md
       qd claims check analyses/claims_table/claims_table.json --rebuild
     """
     from qdstats.claims.engine import check_table
+    from qdstats.claims.render import check_summary
 
     try:
         report = check_table(table, rebuild=rebuild)
+        loaded = _load_table(table) if doc else None
     except FileNotFoundError as exc:
         err(str(exc))
         raise typer.Exit(2) from None
     except ValueError as exc:  # not a claims table (pydantic ValidationError is a ValueError)
         err(f"not a valid claims table: {str(exc).splitlines()[0]}")
         raise typer.Exit(2) from None
-    if report.fresh:
-        echo("claims table is up to date.")
+    problems = list(report.problems) + [q for d in (doc or []) for q in check_summary(d, loaded)]
+    if not problems:
+        echo("claims table is up to date." + (f" {len(doc or [])} document(s) agree with it." if doc else ""))
         return
-    for prob in report.problems:
+    for prob in problems:
         echo(f"stale: {prob}")
     raise typer.Exit(1)
+
+
+def _load_table(path: Path) -> Any:
+    from qdstats.claims.engine import ClaimsTable
+
+    p = path / "claims_table.json" if path.is_dir() else path
+    if not p.exists():
+        raise FileNotFoundError(f"claims table not found: {p}")
+    return ClaimsTable.model_validate_json(p.read_text(encoding="utf-8"))
+
+
+@app.command("summary")
+def summary_cmd(
+    table: Annotated[Path, typer.Argument(help="A claims-table directory or its claims_table.json.")],
+    sync: Annotated[list[Path] | None, typer.Option(
+        "--sync", help="Rewrite this document's claims-summary block from the table (repeatable).")] = None,
+) -> None:
+    """Print the one-line-per-family summary of a claims table, or write it into documents.
+
+    Examples:
+
+      qd claims summary analyses/claims_table
+      qd claims summary analyses/claims_table --sync README.md --sync docs/claims.md
+    """
+    from qdstats.claims.render import summary_markdown, sync_summary
+
+    try:
+        t = _load_table(table)
+    except FileNotFoundError as exc:
+        err(str(exc))
+        raise typer.Exit(2) from None
+    if not sync:
+        echo(summary_markdown(t).rstrip())
+        return
+    for d in sync:
+        try:
+            text = d.read_text(encoding="utf-8")
+            new = sync_summary(text, t)
+        except (OSError, ValueError) as exc:
+            err(f"`--sync` {d}: {exc}")
+            raise typer.Exit(2) from None
+        if new != text:
+            from qdstats.records import atomic_write_text
+
+            atomic_write_text(d, new)
+        err(f"{d}: claims summary {'updated' if new != text else 'already current'}")
 
 
 @app.command("tests")

@@ -143,6 +143,7 @@ class ClaimRow(BaseModel):
     grade_reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     message: str | None = Field(default=None, description="Error or insufficient-data message.")
+    model: str | None = Field(default=None, description="The model the claim is restricted to (params.model), if any.")
     n_specifications: int = Field(default=0, description="Pre-declared specifications re-tested (spec key `specifications`; 0: none).")
     n_specs_agree: int = Field(default=0, description="Specifications whose verdict equals this row's verdict.")
     robust: bool | None = Field(default=None, description="True: every specification gives this verdict; False: at least one "
@@ -435,6 +436,7 @@ def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
         "adjust_method": spec.adjust, "alpha": spec.decision.alpha, "min_abs_effect": spec.decision.min_abs_effect,
         "null_value": spec.decision.ci_excludes, "spec_hash": spec.spec_hash(), "references": spec.references,
         "seed_claim": spec.seed_claim, "audit": spec.audit, "notes": spec.notes, "produced_by": spec.produced_by,
+        "model": str(spec.params["model"]) if spec.params.get("model") is not None else None,
     }
     msgs: list[str] = []
     try:

@@ -11,11 +11,17 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from qdstats.claims.engine import ClaimRow, ClaimsTable
 from qdstats.records import atomic_write_text
 
-__all__ = ["fmt", "to_csv", "to_json", "to_latex", "to_markdown", "write_table"]
+__all__ = ["SUMMARY_BLOCK", "check_summary", "fmt", "summary_markdown", "sync_summary", "to_csv", "to_json", "to_latex",
+           "to_markdown", "write_table"]
+
+#: Name of the generated block (``<!-- claims-summary:start -->`` ... ``<!-- claims-summary:end -->``) that
+#: :func:`sync_summary` writes into the README and ``docs/claims.md`` and :func:`check_summary` checks.
+SUMMARY_BLOCK = "claims-summary"
 
 _VERDICT_TEXT = {
     "supported": "supported",
@@ -167,3 +173,73 @@ def write_table(
         "tex": (d / "claims_table.tex", to_latex(table, digits=digits)),
     }
     return {k: atomic_write_text(p, text) for k, (p, text) in outputs.items()}
+
+
+def summary_markdown(table: ClaimsTable, *, digits: int = 3) -> str:
+    """One line per claim family (seed hypothesis), generated from the table: rows, models, verdict counts, robustness.
+
+    Numbers come only from the table (so a README that embeds this block cannot disagree with it). Families are in
+    table order; each line counts the family's rows (one per model x language or contrast), the models they cover,
+    the verdicts, and, where the spec ran a specification curve, how many rows keep their verdict under every
+    pre-declared unit of damage.
+
+    Examples
+    --------
+    >>> from qdstats.claims import build_claims_table
+    >>> summary_markdown(build_claims_table([], [])).strip()
+    '0 claims.'
+    """
+    fams: dict[str, list[ClaimRow]] = {}
+    for r in table.rows:
+        fams.setdefault(r.family, []).append(r)
+    order = ("supported", "not_supported", "inconclusive", "insufficient_data", "error")
+    lines = []
+    for fam, rows in fams.items():
+        counts = {v: sum(r.verdict == v for r in rows) for v in order}
+        models = sorted({r.model for r in rows if r.model})
+        text = ", ".join(f"{n} {_VERDICT_TEXT[v]}" for v, n in counts.items() if n)
+        line = f"- **{fam}** ({len(rows)} row{'s' if len(rows) != 1 else ''}"
+        line += f"; models: {', '.join(models)}" if models else ""
+        line += f"): {text}"
+        curved = [r for r in rows if r.n_specifications]
+        if curved:
+            robust = sum(r.robust is True for r in curved)
+            flips = [r.claim_id for r in curved if r.robust is False]
+            line += (f"; {robust} of {len(curved)} rows keep their verdict under all {curved[0].n_specifications} "
+                     f"pre-declared units of damage")
+            if flips:
+                line += f" (not robust: {', '.join(f'`{c}`' for c in flips)})"
+        lines.append(line + ".")
+    n = len(table.rows)
+    counts = {v: sum(r.verdict == v for r in table.rows) for v in order}
+    head = f"{n} claims" + (": " + ", ".join(f"{c} {_VERDICT_TEXT[v]}" for v, c in counts.items() if c) if n else "")
+    return head + ".\n" + ("\n".join(lines) + "\n" if lines else "")
+
+
+def _block_pattern() -> Any:
+    import re
+
+    return re.compile(rf"<!-- {SUMMARY_BLOCK}:start -->.*?<!-- {SUMMARY_BLOCK}:end -->", re.DOTALL)
+
+
+def sync_summary(text: str, table: ClaimsTable) -> str:
+    """``text`` with its ``claims-summary`` block rewritten from ``table`` (ValueError if the block is missing)."""
+    pat = _block_pattern()
+    if not pat.search(text):
+        raise ValueError(f"the document has no `<!-- {SUMMARY_BLOCK}:start -->` ... `<!-- {SUMMARY_BLOCK}:end -->` block.")
+    body = summary_markdown(table).rstrip()
+    return pat.sub(lambda _m: f"<!-- {SUMMARY_BLOCK}:start -->\n{body}\n<!-- {SUMMARY_BLOCK}:end -->", text)
+
+
+def check_summary(path: str | os.PathLike[str], table: ClaimsTable) -> list[str]:
+    """Problems (empty when none) of the ``claims-summary`` block of the document at ``path`` against ``table``."""
+    p = Path(path)
+    if not p.is_file():
+        return [f"{p}: no such file."]
+    text = p.read_text(encoding="utf-8")
+    try:
+        synced = sync_summary(text, table)
+    except ValueError as exc:
+        return [f"{p}: {exc}"]
+    return [] if synced == text else [f"{p}: the claims summary disagrees with the table (regenerate it with "
+                                      "`qd claims summary TABLE --sync FILE`)."]

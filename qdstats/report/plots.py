@@ -596,7 +596,10 @@ def did_vs_bits(
     ncol = min(4, len(langs))
     nrow = math.ceil(len(langs) / ncol)
     fig = _new_figure(3.1 * ncol + 1.8, 2.6 * nrow + 0.6)
-    axes = fig.subplots(nrow, ncol, squeeze=False, sharex=True)
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    xs = t["bits_per_weight"].astype(float)
+    pad = 0.05 * max(float(xs.max() - xs.min()), 1.0)
+    xlim = (float(xs.min()) - pad, float(xs.max()) + pad)
     for k, ax in enumerate(axes.flat):
         if k >= len(langs):
             ax.set_visible(False)
@@ -616,6 +619,7 @@ def did_vs_bits(
             ax.plot(x, y, color=color, lw=1.2, marker=_FAMILY_MARKERS[j % len(_FAMILY_MARKERS)], ms=4, label=fam,
                     gid=f"family:{fam}")
         ax.set_title((names or {}).get(lang, lang), fontsize=9)
+        ax.set_xlim(*xlim)
         if k % ncol == 0:
             ax.set_ylabel(f"Δ − Δ({reference}) [{unit}]", fontsize=8)
         if k >= len(langs) - ncol:

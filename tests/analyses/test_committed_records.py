@@ -45,3 +45,9 @@ def test_committed_claims_table_is_fresh() -> None:
     assert report.fresh, report.problems
     md = (ROOT / "analyses" / "claims_table" / "claims_table.md").read_text(encoding="utf-8")
     assert md in (ROOT / "docs" / "claims.md").read_text(encoding="utf-8"), "docs/claims.md is not the committed table"
+    from qdstats.claims.engine import ClaimsTable
+    from qdstats.claims.render import check_summary
+
+    loaded = ClaimsTable.model_validate_json(table.read_text(encoding="utf-8"))
+    for doc in (ROOT / "README.md", ROOT / "docs" / "claims.md"):
+        assert check_summary(doc, loaded) == [], f"{doc.name}: its claims summary is not the committed table's"

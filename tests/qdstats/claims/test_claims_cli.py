@@ -101,3 +101,19 @@ def test_cli_and_engine_do_not_import_torch():
             "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_check_fails_when_a_document_summary_disagrees(workspace):
+    tmp, specs, recs = workspace
+    out = tmp / "table"
+    assert runner.invoke(app, ["build", str(specs), "--records", str(recs), "--out", str(out)]).exit_code == 0
+    doc = tmp / "README.md"
+    doc.write_text("# x\n<!-- claims-summary:start -->\n1 claims: 1 inconclusive.\n<!-- claims-summary:end -->\n")
+    res = runner.invoke(app, ["check", str(out), "--doc", str(doc)])
+    assert res.exit_code == 1 and "claims summary disagrees" in res.output
+    assert runner.invoke(app, ["summary", str(out), "--sync", str(doc)]).exit_code == 0
+    res = runner.invoke(app, ["check", str(out), "--doc", str(doc)])
+    assert res.exit_code == 0 and "1 document(s) agree" in res.output
+    res = runner.invoke(app, ["summary", str(out)])
+    assert res.exit_code == 0 and res.output.startswith("1 claims: ")
+    assert runner.invoke(app, ["summary", str(out), "--sync", str(tmp / "missing.md")]).exit_code == 2

@@ -62,3 +62,28 @@ def test_write_table_writes_four_files(table, tmp_path):
     paths = write_table(table, tmp_path / "out")
     assert sorted(p.name for p in paths.values()) == ["claims_table.csv", "claims_table.json", "claims_table.md", "claims_table.tex"]
     assert all(p.stat().st_size > 0 for p in paths.values())
+
+
+def test_summary_counts_verdicts_per_family_from_the_table(table):
+    from qdstats.claims.render import summary_markdown
+
+    md = summary_markdown(table)
+    counts = {v: sum(r.verdict == v for r in table.rows) for v in ("supported", "not_supported", "error")}
+    assert md.splitlines()[0].startswith(f"{len(table.rows)} claims: ")
+    assert f"{counts['supported']} supported" in md and f"{counts['error']} error" in md
+    assert "- **T** (3 rows): " in md  # one family, three rows
+
+
+def test_sync_and_check_summary_block(table, tmp_path):
+    from qdstats.claims.render import check_summary, summary_markdown, sync_summary
+
+    doc = tmp_path / "README.md"
+    doc.write_text("intro\n<!-- claims-summary:start -->\nold numbers\n<!-- claims-summary:end -->\nrest\n")
+    assert check_summary(doc, table)  # stale block
+    doc.write_text(sync_summary(doc.read_text(), table))
+    assert check_summary(doc, table) == []
+    assert summary_markdown(table).rstrip() in doc.read_text() and doc.read_text().endswith("rest\n")
+    doc.write_text(doc.read_text().replace("supported", "supp0rted", 1))  # a hand edit of a generated number/word
+    assert check_summary(doc, table)
+    (tmp_path / "plain.md").write_text("no block here\n")
+    assert "no `<!-- claims-summary:start -->`" in check_summary(tmp_path / "plain.md", table)[0]
