@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,15 +268,11 @@ def apply_gguf(model: Any, key: str, *, plan: ProtectionPlan | str | None = None
     return RestoreHandle(report=report, backup=backup_)
 
 
-@contextlib.contextmanager
 def gguf_quantized(model: Any, key: str, *, plan: ProtectionPlan | str | None = None,
-                   backup: BackupStorage | None = None) -> Iterator[GGUFReport]:
-    """Context manager: :func:`apply_gguf`, yield the report, restore on exit (also after an error)."""
-    handle = apply_gguf(model, key, plan=plan, backup=backup)
-    try:
-        yield handle.report
-    finally:
-        handle.restore()
+                   backup: BackupStorage | None = None) -> RestoreHandle[GGUFReport]:
+    """Context manager (the :class:`~qdmodels.compress.restore.RestoreHandle` of :func:`apply_gguf`): yields the
+    report, restores on exit (also after an error)."""
+    return apply_gguf(model, key, plan=plan, backup=backup)
 
 
 def gguf_condition(key: str, *, plan: ProtectionPlan | str | None = None) -> EvalCondition:

@@ -32,7 +32,6 @@ import contextlib
 import logging
 import math
 import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -237,15 +236,11 @@ def apply_llamacpp(model: Any, key: str, *, plan: ProtectionPlan | str | None = 
     return RestoreHandle(report=report, backup=backup_)
 
 
-@contextlib.contextmanager
 def llamacpp_quantized(model: Any, key: str, *, plan: ProtectionPlan | str | None = None,
-                       backup: BackupStorage | None = None) -> Iterator[Any]:
-    """Context manager: :func:`apply_llamacpp`, yield the report, restore on exit (also after an error)."""
-    handle = apply_llamacpp(model, key, plan=plan, backup=backup)
-    try:
-        yield handle.report
-    finally:
-        handle.restore()
+                       backup: BackupStorage | None = None) -> RestoreHandle[Any]:
+    """Context manager (the :class:`~qdmodels.compress.restore.RestoreHandle` of :func:`apply_llamacpp`): yields the
+    report, restores on exit (also after an error)."""
+    return apply_llamacpp(model, key, plan=plan, backup=backup)
 
 
 def llamacpp_condition(key: str, *, plan: ProtectionPlan | str | None = None) -> EvalCondition:

@@ -47,7 +47,7 @@ import contextlib
 import importlib
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -433,15 +433,11 @@ def apply_backend(model: Any, key: str, *, plan: ProtectionPlan | str | None = N
     return RestoreHandle(report=report, backup=backup_)
 
 
-@contextlib.contextmanager
 def backend_quantized(model: Any, key: str, *, plan: ProtectionPlan | str | None = None,
-                      backup: BackupStorage | None = None) -> Iterator[GGUFReport]:
-    """Context manager: :func:`apply_backend`, yield the report, restore on exit (also after an error)."""
-    handle = apply_backend(model, key, plan=plan, backup=backup)
-    try:
-        yield handle.report
-    finally:
-        handle.restore()
+                      backup: BackupStorage | None = None) -> RestoreHandle[GGUFReport]:
+    """Context manager (the :class:`~qdmodels.compress.restore.RestoreHandle` of :func:`apply_backend`): yields the
+    report, restores on exit (also after an error)."""
+    return apply_backend(model, key, plan=plan, backup=backup)
 
 
 def backend_condition(key: str, *, plan: ProtectionPlan | str | None = None) -> EvalCondition:
