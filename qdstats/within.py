@@ -601,7 +601,9 @@ def _fit_best_mixedlm(
                 continue
         llf = float(cand.llf)
         tried[m] = llf
-        if math.isfinite(llf) and (best is None or llf > float(best.llf) + 1e-9):
+        # a later optimizer replaces the kept fit only when clearly better: optimizers that reach the same
+        # optimum differ in the last digits of llf by thread count and BLAS, which must not flip the choice
+        if math.isfinite(llf) and (best is None or llf > float(best.llf) + 1e-6 * max(1.0, abs(float(best.llf)))):
             best, best_caught, best_method = cand, list(caught), m
     if best is None:
         raise ValueError(f"MixedLM failed with every optimizer {methods} (log-likelihoods {tried}); the model "
