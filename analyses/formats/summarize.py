@@ -63,7 +63,7 @@ def main() -> int:
     table = pd.concat(rows, ignore_index=True)
     cols = ["model", "family", "scheme", "bits_per_weight", "model_bits_per_weight", "language", "n", "n_clusters",
             "estimate", "ci_low", "ci_high", "did", "did_ci_low", "did_ci_high", "did_pvalue"]
-    table = table[cols].sort_values(["model", "bits_per_weight", "scheme", "language"], ignore_index=True)
+    table = table[cols].sort_values(["model", "model_bits_per_weight", "scheme", "language"], ignore_index=True)
     atomic_write_text(HERE / "summary.csv", table.to_csv(index=False))
 
     def ci(e: float, lo: float, hi: float) -> str:
@@ -76,19 +76,22 @@ def main() -> int:
           "Made by `python analyses/formats/summarize.py` from the records that `analyses/formats/run.py` wrote "
           "(commands in `analyses/formats/README.md`). NTREX-128 test, 200 sentences per language spread over the "
           "test documents (the claims table's H1 items), fp32 baseline = the dequantized GGUF file of each model. "
-          "Per format: bits per weight of the converted tensors (measured, scales included); English Δ bits per "
-          "byte; for every other language the difference in differences vs English with its 95% joint cluster "
+          "Per format: measured bits per weight (scales included) of the tensors it converts and of the whole model "
+          "(tensors it leaves alone counted at 16 bits; llama.cpp presets also convert the embedding, so compare "
+          "formats on the whole-model column, which is the x axis of the figures); English Δ bits per byte; for every other language the difference in differences vs English with its 95% joint cluster "
           "bootstrap CI (1999 resamples over documents).", ""]
     for model, sub in table.groupby("model", sort=False):
         md += [f"## {model}", "", f"![DiD vs bits per weight](did_vs_bits_{model}.png)", "",
-               "| format | family | bit/weight | English Δ | " + " | ".join(f"DiD {lang}" for lang in langs[1:]) + " |",
-               "|---|---|---|---|" + "---|" * (len(langs) - 1)]
+               "| format | family | bit/weight (converted) | bit/weight (model) | English Δ | "
+               + " | ".join(f"DiD {lang}" for lang in langs[1:]) + " |",
+               "|---|---|---|---|---|" + "---|" * (len(langs) - 1)]
         for scheme, g in sub.groupby("scheme", sort=False):
             by = {r["language"]: r for r in g.to_dict(orient="records")}
             eng = by.get("eng_Latn")
             cells = [ci(by[lang]["did"], by[lang]["did_ci_low"], by[lang]["did_ci_high"]) if lang in by else "—"
                      for lang in langs[1:]]
             md.append(f"| `{scheme}` | {g['family'].iloc[0]} | {g['bits_per_weight'].iloc[0]:.3f} | "
+                      f"{g['model_bits_per_weight'].iloc[0]:.3f} | "
                       f"{ci(eng['estimate'], eng['ci_low'], eng['ci_high']) if eng else '—'} | " + " | ".join(cells) + " |")
         md.append("")
     md.append(f"Computed in {time.perf_counter() - t0:.0f} s. Full precision in `summary.csv`.")

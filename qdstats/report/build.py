@@ -76,14 +76,15 @@ def _figures(data: ReportData, strict: bool) -> tuple[list[Figure], dict[str, st
                 "per condition, sorted by effect (largest on top); grey band: the ±0.03 'no different' margin.",
                 lambda: plots.did_forest(d, reference=ref, margin=0.03))
         if data.storage is not None:
-            merged = d.merge(data.storage[["model_key", "condition", "family", "bits_per_weight"]],
+            merged = d.merge(data.storage[["model_key", "condition", "family", "bits_per_weight", "model_bits_per_weight"]],
                              on=["model_key", "condition"], how="inner")
             for mkey, m in merged.groupby("model_key", sort=True):
                 if m["condition"].nunique() >= 2 and not m["did"].isna().all():
                     mid = str(m["model_id"].iloc[0])
                     add("degradation", f"did-vs-bits-{_slug(mid)}",
-                        f"Difference in differences vs {ref} against the measured bits per weight of the converted "
-                        f"tensors (scales included), {mid}: one panel per language, one line per format family, "
+                        f"Difference in differences vs {ref} against the measured bits per weight of the whole model "
+                        f"(scales included; tensors a format leaves alone at 16 bits), {mid}: one panel per language, "
+                        f"one line per format family, "
                         f"{level:.0%} CIs.",
                         lambda m=m, mid=mid: plots.did_vs_bits(m, reference=ref, title=mid))
     if data.sensitivity is not None:

@@ -561,20 +561,24 @@ def did_vs_bits(
     names: dict[str, str] | None = None,
     unit: str = "bit/byte",
     title: str | None = None,
+    bits: str = "model_bits_per_weight",
 ) -> Figure:
     """Difference in differences vs measured bits per weight, one panel per language, one line per format family.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Columns ``language, family, condition_short, bits_per_weight, did, did_ci_low, did_ci_high`` (the
-        degradation table of one model merged with :func:`qdstats.report.data.storage_table` on the condition);
-        reference rows are left out.
+        Columns ``language, family, did, did_ci_low, did_ci_high`` and the ``bits`` column (the degradation table of
+        one model merged with :func:`qdstats.report.data.storage_table` on the condition); reference rows are left out.
     reference : str, default 'eng_Latn'
     names : dict, optional
         Language code -> panel title.
     unit : str, default 'bit/byte'
     title : str, optional
+    bits : {'model_bits_per_weight', 'bits_per_weight'}, default 'model_bits_per_weight'
+        The x axis: storage of the whole model (tensors a format leaves alone counted at 16 bits), which compares
+        formats that convert different tensors (llama.cpp presets also convert the embedding), or of the converted
+        tensors only.
 
     Returns
     -------
@@ -587,17 +591,20 @@ def did_vs_bits(
     TypeError, ValueError
         ``table`` is not a DataFrame, lacks a column or has no non-reference row with a finite bits per weight.
     """
-    _need_columns(table, ["language", "family", "bits_per_weight", "did", "did_ci_low", "did_ci_high"], "table")
-    t = table[(table["language"] != reference) & np.isfinite(table["bits_per_weight"].astype(float))]
+    if bits not in ("model_bits_per_weight", "bits_per_weight"):
+        raise ValueError(f"`bits` must be one of {{'model_bits_per_weight', 'bits_per_weight'}}; got {bits!r}.")
+    _need_columns(table, ["language", "family", bits, "did", "did_ci_low", "did_ci_high"], "table")
+    t = table[(table["language"] != reference) & np.isfinite(table[bits].astype(float))]
     if t.empty:
-        raise ValueError("`table` has no non-reference row with a finite bits_per_weight.")
+        raise ValueError(f"`table` has no non-reference row with a finite {bits}.")
+    t = t.assign(_x=t[bits].astype(float))
     langs = sorted(t["language"].unique())
     families = sorted(t["family"].unique())
     ncol = min(4, len(langs))
     nrow = math.ceil(len(langs) / ncol)
     fig = _new_figure(3.1 * ncol + 1.8, 2.6 * nrow + 0.6)
     axes = fig.subplots(nrow, ncol, squeeze=False)
-    xs = t["bits_per_weight"].astype(float)
+    xs = t["_x"]
     pad = 0.05 * max(float(xs.max() - xs.min()), 1.0)
     xlim = (float(xs.min()) - pad, float(xs.max()) + pad)
     for k, ax in enumerate(axes.flat):
@@ -608,10 +615,10 @@ def did_vs_bits(
         sub = t[t["language"] == lang]
         ax.axhline(0.0, color="0.4", lw=0.8, ls="--", gid="zero-line")
         for j, fam in enumerate(families):
-            g = sub[sub["family"] == fam].sort_values("bits_per_weight")
+            g = sub[sub["family"] == fam].sort_values("_x")
             if g.empty:
                 continue
-            x = g["bits_per_weight"].to_numpy(float)
+            x = g["_x"].to_numpy(float)
             y = g["did"].to_numpy(float)
             err = np.vstack([y - g["did_ci_low"].to_numpy(float), g["did_ci_high"].to_numpy(float) - y])
             color = _PALETTE[j % len(_PALETTE)]
@@ -623,7 +630,8 @@ def did_vs_bits(
         if k % ncol == 0:
             ax.set_ylabel(f"Δ − Δ({reference}) [{unit}]", fontsize=8)
         if k >= len(langs) - ncol:
-            ax.set_xlabel("bits per weight (measured)", fontsize=8)
+            ax.set_xlabel("bits per weight, whole model" if bits == "model_bits_per_weight"
+                          else "bits per weight, converted tensors", fontsize=8)
         ax.tick_params(labelsize=7)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize=7, title="format family", title_fontsize=7)

@@ -142,9 +142,10 @@ def test_storage_table_and_did_vs_bits_lines_equal_the_tables():
     assert dict(zip(st["scheme"], st["model_bits_per_weight"])) == {k: v + 1.0 for k, v in costs.items()}
     assert set(st["family"]) == {"round-to-nearest"}
     deg = rd.degradation_table(recs, n_resamples=99, rng=0)[0]
-    merged = deg.merge(st[["model_key", "condition", "family", "bits_per_weight"]], on=["model_key", "condition"])
+    merged = deg.merge(st[["model_key", "condition", "family", "bits_per_weight", "model_bits_per_weight"]],
+                       on=["model_key", "condition"])
     assert len(merged) == len(deg)
-    fig = plots.did_vs_bits(merged, reference="eng_Latn")
+    fig = plots.did_vs_bits(merged, reference="eng_Latn", bits="bits_per_weight")
     langs = sorted(set(merged["language"]) - {"eng_Latn"})
     shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert [ax.get_title() for ax in shown] == langs
@@ -155,8 +156,11 @@ def test_storage_table_and_did_vs_bits_lines_equal_the_tables():
         assert_allclose(line.get_ydata(), want["did"], rtol=0)
     assert rd.format_family("gguf-q4_k_m") == "llama.cpp k-quants" and rd.format_family("bnb-nf4") == "bitsandbytes"
     assert rd.storage_table(make_eval_records(n_items=4, n_docs=2))[0] is None
-    with pytest.raises(ValueError, match="bits_per_weight"):
-        plots.did_vs_bits(merged.assign(bits_per_weight=float("nan")))
+    whole = plots.did_vs_bits(merged, reference="eng_Latn")  # default x: the whole model's bits per weight
+    (line,) = [ln for ln in whole.axes[0].lines if ln.get_gid() == "family:round-to-nearest"]
+    assert_allclose(sorted(line.get_xdata()), sorted(v + 1.0 for v in costs.values()), rtol=0)
+    with pytest.raises(ValueError, match="model_bits_per_weight"):
+        plots.did_vs_bits(merged.assign(model_bits_per_weight=float("nan")))
 
 
 def test_report_draws_did_vs_bits_when_storage_records_exist(tmp_path):
