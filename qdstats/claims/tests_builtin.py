@@ -876,15 +876,15 @@ def mixed_slope_test(data: pd.DataFrame, params: MixedSlopeParams, ctx: ClaimCon
     n_before = len(frame)
     frame = frame.dropna()
     dropped = n_before - len(frame)
+    if len(frame) and frame["x"].nunique() < 2:  # no variation in the predictor: the slope is not identified
+        raise InsufficientDataError(f"mixed_slope: `params.x` {params.x!r} is constant ({float(frame['x'].iloc[0]):g} in "
+                                    f"all {len(frame)} observations); its slope is not identified.")
     if params.standardize:
         for c in ["x", *[f"c{i}" for i in range(len(covs))]]:
             sd = frame[c].std(ddof=1)
             frame[c] = (frame[c] - frame[c].mean()) / sd if sd > 0 else frame[c] - frame[c].mean()
     if frame["g"].nunique() < 2:
         raise InsufficientDataError(f"mixed_slope: {frame['g'].nunique()} group(s) of {params.groups!r}; at least 2 are needed.")
-    if len(frame) and frame["x"].nunique() < 2:  # no variation in the predictor: the slope is not identified
-        raise InsufficientDataError(f"mixed_slope: `params.x` {params.x!r} is constant ({frame['x'].iloc[0]!r} in all "
-                                    f"{len(frame)} observations); its slope is not identified.")
     res = within.mixed_slope(frame, y="y", x="x", covariates=[f"c{i}" for i in range(len(covs))],
                              group="g", confidence_level=ctx.confidence_level, nan_policy="raise")
     pvalue = res.pvalue

@@ -294,7 +294,7 @@ def test_mixed_slope_with_a_constant_predictor_is_insufficient_data():
                      covariates=["n_bytes"], decision={"alpha": 0.05, "min_n": 20})
     row = _row(spec, recs)
     assert row.verdict == "insufficient_data", (row.verdict, row.message)
-    assert "'n_crossed' is constant" in row.message and "60 observations" in row.message
+    assert "'n_crossed' is constant (0 in all 60 observations)" in row.message
 
 
 def test_unpaired_items_are_reported_not_silently_dropped():
