@@ -39,7 +39,7 @@ def main() -> int:
 
     from qdstats.records import atomic_path, atomic_write_text, read_parquet
     from qdstats.report import plots
-    from qdstats.report.data import summarize_records
+    from qdstats.report.data import storage_key, summarize_records
 
     t0 = time.perf_counter()
     rows = []
@@ -50,8 +50,9 @@ def main() -> int:
             continue
         recs = [r for f in files for r in read_parquet(f)]
         data = summarize_records(recs, n_resamples=1999, rng=0, strict=True)
-        deg = data.degradation.merge(data.storage[["model_key", "condition", "scheme", "family", "bits_per_weight",
-                                                    "model_bits_per_weight"]], on=["model_key", "condition"])
+        deg = data.degradation.assign(condition_key=data.degradation["condition"].map(storage_key)).merge(
+            data.storage[["model_key", "condition_key", "scheme", "family", "bits_per_weight", "model_bits_per_weight"]],
+            on=["model_key", "condition_key"])
         deg.insert(0, "model", model)
         rows.append(deg)
         fig = plots.did_vs_bits(deg, reference="eng_Latn", title=f"{model}: DiD vs English against bits per weight")
@@ -77,8 +78,8 @@ def main() -> int:
           "(commands in `analyses/formats/README.md`). NTREX-128 test, 200 sentences per language spread over the "
           "test documents (the claims table's H1 items), fp32 baseline = the dequantized GGUF file of each model. "
           "Per format: measured bits per weight (scales included) of the tensors it converts and of the whole model "
-          "(tensors it leaves alone counted at 16 bits; llama.cpp presets also convert the embedding, so compare "
-          "formats on the whole-model column, which is the x axis of the figures); English Δ bits per byte; for every other language the difference in differences vs English with its 95% joint cluster "
+          "(tensors it leaves alone counted at 16 bits; every format here converts the attention and MLP projections, "
+          "the whole-model column is the x axis of the figures); English Δ bits per byte; for every other language the difference in differences vs English with its 95% joint cluster "
           "bootstrap CI (1999 resamples over documents).", ""]
     for model, sub in table.groupby("model", sort=False):
         md += [f"## {model}", "", f"![DiD vs bits per weight](did_vs_bits_{model}.png)", "",

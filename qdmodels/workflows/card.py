@@ -27,6 +27,7 @@ import numpy as np
 from qdstats.records import Record, write_records
 from qdstats.validation import check_int, check_option
 
+from qdmodels.compress.conditions import QUANT_BACKENDS
 from qdmodels.workflows.demo import DEFAULT_LANGUAGES, load_demo_corpus
 
 __all__ = ["CardRun", "DEFAULT_RTN", "default_conditions", "make_card", "next_sizes", "spread_order"]
@@ -129,8 +130,8 @@ def _timed(cond: Any, clock: _StageClock) -> Any:
 
     @contextlib.contextmanager
     def apply(model: Any) -> Any:
-        cm = cond.apply(model)
-        with clock.stage("quantize"):
+        with clock.stage("quantize"):  # some conditions convert the weights when called, others on __enter__
+            cm = cond.apply(model)
             rep = cm.__enter__()
         try:
             yield rep
@@ -363,7 +364,9 @@ def make_card(
     sens_label = ""
     sens_unit = ""
     omitted: dict[str, str] = {}
-    scheme = next((k for k in keys if k.startswith("int4")), next((k for k in keys if not k.startswith("gguf")), None))
+    # proxies and layer sweeps take round-to-nearest keys only (a backend format has no per-block fake quantizer)
+    rtn = [k for k in keys if not k.startswith(tuple(QUANT_BACKENDS))]
+    scheme = next((k for k in rtn if k.startswith("int4")), next(iter(rtn), None))
     if sensitivity != "none" and scheme is not None:
         few = {lang: pools[lang][:min(sensitivity_items, pool_n[lang])] for lang in langs}
         with clock.stage("sensitivity"):

@@ -628,10 +628,12 @@ def _add_specification_curve(row: dict[str, Any], spec: ClaimSpec, recs: _Record
     """Re-test the row's claim under every default specification; agreement is with the row's own verdict."""
     from qdstats.claims.speccurve import DEFAULT_SPECIFICATIONS, specification_curve
 
+    p, p_adj = row.get("p"), row.get("p_adj")
+    # the row's own adjustment factor (Holm/BH rank), so the primary specification reproduces the row's p_adj
+    mult = max(1.0, p_adj / p) if p and p_adj is not None and p > 0 else float(max(1, int(row.get("family_size") or 1)))
     try:
-        curve = specification_curve(spec, DEFAULT_SPECIFICATIONS, recs.frame,
-                                    family_size=max(1, int(row.get("family_size") or 1)))
-    except Exception as exc:  # noqa: BLE001  (the row keeps its verdict; the curve's failure is a warning)
+        curve = specification_curve(spec, DEFAULT_SPECIFICATIONS, recs.frame, p_multiplier=mult)
+    except (InsufficientDataError, ValueError, KeyError) as exc:  # the row keeps its verdict; the failure is a warning
         row["warnings"] = (*row.get("warnings", ()), f"specification curve failed: {type(exc).__name__}: {exc}")
         return
     verdict = row["verdict"]

@@ -227,6 +227,7 @@ def specification_curve(
     *,
     primary: Specification = Specification(),
     family_size: int = 1,
+    p_multiplier: float | None = None,
 ) -> SpecificationCurve:
     """Re-test one claim under each pre-declared specification and count how many agree with the primary.
 
@@ -243,6 +244,9 @@ def specification_curve(
         The specification whose verdict the others are compared with (added if not in the list).
     family_size : int, default 1
         Claims tested together with this one; ``p_adj = min(1, p * family_size)`` (Bonferroni).
+    p_multiplier : float, optional
+        Instead of ``family_size``: ``p_adj = min(1, p * p_multiplier)``. The claims engine passes the row's own
+        ``p_adj / p`` (its Holm or BH factor), so the primary specification gets exactly the row's adjusted p.
 
     Returns
     -------
@@ -275,6 +279,9 @@ def specification_curve(
 
     if not isinstance(family_size, int) or family_size < 1:
         raise ValueError(f"`family_size` must be an integer >= 1; got {family_size!r}.")
+    if p_multiplier is not None and not (isinstance(p_multiplier, (int, float)) and p_multiplier >= 1.0):
+        raise ValueError(f"`p_multiplier` must be a number >= 1; got {p_multiplier!r}.")
+    mult = float(family_size if p_multiplier is None else p_multiplier)
     frame = records if isinstance(records, pd.DataFrame) else to_frame(list(records))
     frame = _select(claim, frame)
     specs = list(specifications)
@@ -306,7 +313,7 @@ def specification_curve(
             ratio = dref(s.id) / dref(primary.id)
             m = m0 * abs(ratio) if np.isfinite(ratio) else m0
         p = res.pvalue
-        p_adj = None if p is None or math.isnan(p) else min(1.0, p * family_size)
+        p_adj = None if p is None or math.isnan(p) else min(1.0, p * mult)
         lo, hi = (res.ci.low, res.ci.high) if res.ci is not None else (None, None)
         v, why = decide(res.estimate, lo, hi, p_adj, Decision(**{**claim.decision.model_dump(), "min_abs_effect": m}),
                         claim.alternative)

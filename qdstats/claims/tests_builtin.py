@@ -1010,6 +1010,9 @@ def trend_permutation_pvalue(x: np.ndarray, y: np.ndarray, *, method: str, alter
         return float(np.corrcoef(x, v)[0, 1])
 
     obs = stat(y)
+    if not math.isfinite(obs):  # a constant DiD across levels: no correlation to test (p would read 0)
+        raise InsufficientDataError(f"did_trend: the statistic is undefined (the DiD is constant across the {len(y)} "
+                                    "levels); no trend can be tested.")
     k = len(y)
     if k <= max_exact:
         null = np.array([stat(y[list(p)]) for p in itertools.permutations(range(k))])

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qdstats.validation import check_option
 from qdstats.records import atomic_write_text
 from qdstats.report import plots
-from qdstats.report.data import ReportData, sensitivity_matrix, summarize_records
+from qdstats.report.data import ReportData, sensitivity_matrix, storage_key, summarize_records
 from qdstats.report.render import Figure, claims_frame, render_html, render_markdown
 
 __all__ = ["ReportResult", "build_report"]
@@ -76,11 +76,12 @@ def _figures(data: ReportData, strict: bool) -> tuple[list[Figure], dict[str, st
                 "per condition, sorted by effect (largest on top); grey band: the ±0.03 'no different' margin.",
                 lambda: plots.did_forest(d, reference=ref, margin=0.03))
         if data.storage is not None:
-            merged = d.merge(data.storage[["model_key", "condition", "family", "bits_per_weight", "model_bits_per_weight"]],
-                             on=["model_key", "condition"], how="inner")
+            merged = d.assign(condition_key=d["condition"].map(storage_key)).merge(
+                data.storage[["model_key", "condition_key", "family", "bits_per_weight", "model_bits_per_weight"]],
+                on=["model_key", "condition_key"], how="inner")
             for mkey, m in merged.groupby("model_key", sort=True):
                 if m["condition"].nunique() >= 2 and not m["did"].isna().all():
-                    mid = str(m["model_id"].iloc[0])
+                    mid = str(m["model_label"].iloc[0] if "model_label" in m.columns else m["model_id"].iloc[0])
                     add("degradation", f"did-vs-bits-{_slug(mid)}",
                         f"Difference in differences vs {ref} against the measured bits per weight of the whole model "
                         f"(scales included; tensors a format leaves alone at 16 bits), {mid}: one panel per language, "

@@ -55,6 +55,7 @@ __all__ = [
     "provenance_summary",
     "sensitivity_matrix",
     "sensitivity_table",
+    "storage_key",
     "storage_table",
     "summarize_records",
     "tokenizer_premiums",
@@ -240,21 +241,49 @@ def storage_table(records: Sequence[Any]) -> tuple[pd.DataFrame | None, list[str
 
     Reads the model-level ``quant.bits_per_weight`` and ``quant.model_bits_per_weight`` records (``site`` None) that
     every quantization report writes (round-to-nearest, GGUF, llama.cpp, the PyTorch backends; scales and zero points
-    included). Returns ``model_key, condition, scheme, family, bits_per_weight, model_bits_per_weight`` (one row per
-    model and condition, keyed as :func:`degradation_table` keys them), or None without such records, and notes.
+    included). Returns ``model_key, condition_key, scheme, family, bits_per_weight, model_bits_per_weight`` (one row per
+    model and condition; ``condition_key`` is :func:`storage_key`, which pairs with ``storage_key`` of the
+    degradation table's ``condition``), or None without such records, and notes (conflicting duplicates).
     """
     rows: dict[tuple[str, str], dict[str, Any]] = {}
+    notes: list[str] = []
     for r in _measurements(records, ("quant.bits_per_weight", "quant.model_bits_per_weight")):
-        if r.site is not None or not r.condition:
+        # model-level records only: not per site, and not a GGUF layout's per-file or per-tensor records
+        if r.site is not None or not r.condition or r.attributes.get("scope") in ("gguf_file", "gguf_tensor"):
             continue
-        key = (_model_key(r), condition_label(r.condition))
-        row = rows.setdefault(key, {"model_key": key[0], "condition": key[1], "scheme": str(r.condition.get("scheme")),
+        key = (_model_key(r), storage_key(r.condition))
+        row = rows.setdefault(key, {"model_key": key[0], "condition_key": key[1],
+                                    "scheme": str(r.condition.get("scheme")),
                                     "family": format_family(str(r.condition.get("scheme"))),
                                     "bits_per_weight": math.nan, "model_bits_per_weight": math.nan})
-        row["bits_per_weight" if r.quantity == "quant.bits_per_weight" else "model_bits_per_weight"] = float(r.value)
+        col = "bits_per_weight" if r.quantity == "quant.bits_per_weight" else "model_bits_per_weight"
+        if math.isfinite(row[col]) and row[col] != float(r.value):
+            notes.append(f"{key[1]}: two different {r.quantity} records ({row[col]!r} and {float(r.value)!r}); "
+                         "the first is kept.")
+            continue
+        row[col] = float(r.value)
     if not rows:
-        return None, []
-    return pd.DataFrame(list(rows.values())).sort_values(["model_key", "bits_per_weight"], ignore_index=True), []
+        return None, notes
+    return pd.DataFrame(list(rows.values())).sort_values(["model_key", "bits_per_weight"], ignore_index=True), notes
+
+
+def storage_key(condition: Mapping[str, Any] | str) -> str:
+    """The key that pairs a condition's storage records with its evaluation records: ``scheme``, ``protect`` and
+    ``prune`` (missing ones ``'none'``), whatever else the records carry (``backend`` names the library the scheme
+    already implies; reports and sweeps differ in which keys they write). Takes a condition or its
+    :func:`condition_label`.
+
+    Examples
+    --------
+    >>> storage_key({"scheme": "gguf-q4_0", "protect": "none", "backend": "gguf-py"})
+    'protect=none,prune=none,scheme=gguf-q4_0'
+    >>> storage_key("backend=gguf-py,protect=none,prune=none,scheme=gguf-q4_0")
+    'protect=none,prune=none,scheme=gguf-q4_0'
+    """
+    if isinstance(condition, str):
+        condition = dict(part.partition("=")[::2] for part in condition.split(",") if part)
+    c = {k: str(condition.get(k, "none")) for k in ("scheme", "protect", "prune")}
+    return condition_label(c)
 
 
 def _model_labels(table: pd.DataFrame) -> list[str]:

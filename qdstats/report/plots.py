@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -577,7 +578,7 @@ def did_vs_bits(
     title : str, optional
     bits : {'model_bits_per_weight', 'bits_per_weight'}, default 'model_bits_per_weight'
         The x axis: storage of the whole model (tensors a format leaves alone counted at 16 bits), which compares
-        formats that convert different tensors (llama.cpp presets also convert the embedding), or of the converted
+        formats that convert different sets of tensors (a protection plan, a format that skips some shapes), or of the converted
         tensors only.
 
     Returns
@@ -633,8 +634,12 @@ def did_vs_bits(
             ax.set_xlabel("bits per weight, whole model" if bits == "model_bits_per_weight"
                           else "bits per weight, converted tensors", fontsize=8)
         ax.tick_params(labelsize=7)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=7, title="format family", title_fontsize=7)
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:  # a family may be missing from some panels: collect its handle from any of them
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    fig.legend(list(legend.values()), list(legend), loc="outside right upper", fontsize=7, title="format family",
+               title_fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

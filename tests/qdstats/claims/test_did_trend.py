@@ -46,3 +46,12 @@ def test_weighted_trend_matches_statsmodels_wls():
     np.testing.assert_allclose(res["slope"], fit.params[1], rtol=1e-10)
     np.testing.assert_allclose(res["slope_se"], fit.bse[1], rtol=1e-10)
     np.testing.assert_allclose([res["ci_low"], res["ci_high"]], fit.conf_int()[1], rtol=1e-10)
+
+
+def test_constant_did_across_levels_is_insufficient_not_p_zero():
+    """A constant DiD has no rank correlation (NaN); counting NaN >= NaN as no hit would report p = 0."""
+    from qdstats.claims.registry import InsufficientDataError
+
+    x = np.array([1e8, 2e8, 4e8, 8e8])
+    with pytest.raises(InsufficientDataError, match="constant across the 4 levels"):
+        trend_permutation_pvalue(x, np.full(4, 0.1), method="spearman", alternative="greater")

@@ -139,6 +139,9 @@ def test_engine_reports_robustness_and_grades_a_flip():
     assert 0 < row.n_specs_agree < 10
     assert row.details["specifications"]["bits_per_sentence/first_in"]["verdict"] == "supported"
     assert "not_robust" in row.grade_reasons
+    # the primary specification is the row's own test with the row's own (Holm) adjustment
+    prim = row.details["specifications"]["bits_per_byte/first_in"]
+    assert prim["verdict"] == row.verdict and prim["p_adj"] == pytest.approx(row.p_adj, rel=1e-12)
     md = to_markdown(build_claims_table([spec], recs))
     assert f"{row.n_specs_agree}/10 (not robust)" in md and "other verdicts under: " in md
     plain = build_claims_table([CLAIM], recs).rows[0]

@@ -118,14 +118,18 @@ def test_figure_png_is_deterministic_png(deg_table):
     assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == b
 
 
-def _bpw_records(costs: dict[str, float]) -> list:
+def _bpw_records(costs: dict[str, float], *, report_keys: bool = False) -> list:
     from report_synthetic import SYN_MODEL
 
     from qdstats.records import Measurement
 
     out = []
     for scheme, bpw in costs.items():
-        cond = {"scheme": scheme, "protect": "none", "prune": "none"}
+        cond = ({"scheme": scheme, "protect": "none", "backend": "lib"} if report_keys  # what a GGUF report writes
+                else {"scheme": scheme, "protect": "none", "prune": "none"})
+        out.append(Measurement(quantity="quant.bits_per_weight", value=bpw + 0.5, unit="bit/weight", model=SYN_MODEL,
+                               condition=cond, site=None, attributes={"scope": "gguf_file"},
+                               routine="tests.synthetic"))  # a layout's file-level record: not the format's cost
         out.append(Measurement(quantity="quant.bits_per_weight", value=bpw, unit="bit/weight", model=SYN_MODEL,
                                condition=cond, routine="tests.synthetic"))
         out.append(Measurement(quantity="quant.model_bits_per_weight", value=bpw + 1.0, unit="bit/weight",
@@ -142,8 +146,9 @@ def test_storage_table_and_did_vs_bits_lines_equal_the_tables():
     assert dict(zip(st["scheme"], st["model_bits_per_weight"])) == {k: v + 1.0 for k, v in costs.items()}
     assert set(st["family"]) == {"round-to-nearest"}
     deg = rd.degradation_table(recs, n_resamples=99, rng=0)[0]
-    merged = deg.merge(st[["model_key", "condition", "family", "bits_per_weight", "model_bits_per_weight"]],
-                       on=["model_key", "condition"])
+    merged = deg.assign(condition_key=deg["condition"].map(rd.storage_key)).merge(
+        st[["model_key", "condition_key", "family", "bits_per_weight", "model_bits_per_weight"]],
+        on=["model_key", "condition_key"])
     assert len(merged) == len(deg)
     fig = plots.did_vs_bits(merged, reference="eng_Latn", bits="bits_per_weight")
     langs = sorted(set(merged["language"]) - {"eng_Latn"})
@@ -169,5 +174,9 @@ def test_report_draws_did_vs_bits_when_storage_records_exist(tmp_path):
     recs = make_eval_records(n_items=12, n_docs=4) + _bpw_records({"int4-g64-sym": 4.25, "int3-g64-sym": 3.25})
     res = build_report(recs, out_dir=tmp_path, n_resamples=99)
     assert any("did-vs-bits" in str(p) for p in res.paths)
+    res3 = build_report(make_eval_records(n_items=12, n_docs=4)
+                        + _bpw_records({"int4-g64-sym": 4.25, "int3-g64-sym": 3.25}, report_keys=True),
+                        out_dir=tmp_path / "c", n_resamples=99)
+    assert any("did-vs-bits" in str(p) for p in res3.paths)  # paired although the keys differ (prune, backend)
     res2 = build_report(make_eval_records(n_items=12, n_docs=4), out_dir=tmp_path / "b", n_resamples=99)
     assert not any("did-vs-bits" in str(p) for p in res2.paths)
