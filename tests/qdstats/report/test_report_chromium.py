@@ -55,8 +55,9 @@ def report(small_records, tmp_path_factory):
 def test_report_loads_and_every_image_decodes(report):
     attrs = _body_attrs(report.html)
     assert attrs.get("data-qd-report") == "1"
-    assert attrs.get("data-images-total") == str(len(report.figures)) == "4"
-    assert attrs.get("data-images-ok") == "4"
+    # forest, DiD forest (one model), sensitivity heatmap, alignment scatter, tokenizer premiums
+    assert attrs.get("data-images-total") == str(len(report.figures)) == "5"
+    assert attrs.get("data-images-ok") == "5"
 
 
 def test_corrupted_image_is_detected(report, tmp_path):
@@ -67,7 +68,7 @@ def test_corrupted_image_is_detected(report, tmp_path):
     path = tmp_path / "broken.html"
     path.write_text(broken, encoding="utf-8")
     attrs = _body_attrs(path)
-    assert attrs.get("data-images-total") == "4" and attrs.get("data-images-ok") == "3"
+    assert attrs.get("data-images-total") == "5" and attrs.get("data-images-ok") == "4"
 
 
 def test_screenshot_is_rendered(report, tmp_path):
