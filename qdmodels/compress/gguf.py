@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +155,25 @@ class GGUFReport:
     layout: Any = None
     backend_version: str | None = None
 
+    @classmethod
+    def from_sites(cls, *, key: str, plan_key: str, sites: Sequence[GGUFSiteStats], n_params_total: int,
+                   fp_bits: int, warnings: tuple[str, ...], **extra: Any) -> GGUFReport:
+        """The report of converted ``sites``: their count, the weighted bits per weight (the format's own value when
+        every site has the same), the whole model's bits per weight (the other tensors at ``fp_bits``) and whether
+        any weight changed. ``extra``: ``backend``, ``preset``, ``layout``, ``backend_version``."""
+        n_q = sum(s.numel for s in sites)
+        per = {s.bits_per_weight for s in sites}
+        if len(per) == 1:
+            bits = per.pop()
+            q_bits = bits * n_q
+        else:
+            q_bits = sum(s.bits_per_weight * s.numel for s in sites)
+            bits = q_bits / n_q if n_q else math.nan
+        return cls(key=key, plan_key=plan_key, sites=tuple(sites), n_params_quantized=n_q,
+                   n_params_total=n_params_total, bits_per_weight=bits,
+                   model_bits_per_weight=(q_bits + fp_bits * (n_params_total - n_q)) / n_params_total,
+                   verified=any(s.frac_changed > 0 for s in sites), warnings=warnings, **extra)
+
     def to_records(self, model_ref: Any, *, condition: dict[str, Any] | None = None,
                    routine: str = "qdmodels.compress.gguf") -> list[Any]:
         """Per-site ``quant.bits_per_weight``, ``quant.frac_changed``, ``quant.relative_error`` (attribute
@@ -257,14 +277,8 @@ def apply_gguf(model: Any, key: str, *, plan: ProtectionPlan | str | None = None
         raise
     if not any(s.frac_changed > 0 for s in stats):
         wc.warn(f"{key} changed no weight of the {len(stats)} selected tensors.", DegenerateDataWarning)
-    n_q = sum(s.numel for s in stats)
-    n_total = unique_param_count(smap)
-    report = GGUFReport(
-        key=key.lower(), plan_key=plan.key if plan is not None else "none", sites=tuple(stats), n_params_quantized=n_q,
-        n_params_total=n_total, bits_per_weight=fmt_bits,
-        model_bits_per_weight=(fmt_bits * n_q + fp_bits * (n_total - n_q)) / n_total,
-        verified=any(s.frac_changed > 0 for s in stats), warnings=wc.messages,
-    )
+    report = GGUFReport.from_sites(key=key.lower(), plan_key=plan.key if plan is not None else "none", sites=stats,
+                                   n_params_total=unique_param_count(smap), fp_bits=fp_bits, warnings=wc.messages)
     return RestoreHandle(report=report, backup=backup_)
 
 

@@ -223,14 +223,9 @@ def apply_llamacpp(model: Any, key: str, *, plan: ProtectionPlan | str | None = 
             raise
     if not any(s.frac_changed > 0 for s in stats):
         wc.warn(f"{key} changed no weight of the {len(stats)} selected tensors.", DegenerateDataWarning)
-    n_q = sum(s.numel for s in stats)
-    n_total = unique_param_count(smap)
-    q_bits = sum(s.bits_per_weight * s.numel for s in stats)
-    report = GGUFReport(
-        key=key.lower(), plan_key=plan.key if plan is not None else "none", sites=tuple(stats), n_params_quantized=n_q,
-        n_params_total=n_total, bits_per_weight=q_bits / n_q,
-        model_bits_per_weight=(q_bits + fp_bits * (n_total - n_q)) / n_total,
-        verified=any(s.frac_changed > 0 for s in stats), warnings=wc.messages, backend="llama.cpp",
+    report = GGUFReport.from_sites(
+        key=key.lower(), plan_key=plan.key if plan is not None else "none", sites=stats,
+        n_params_total=unique_param_count(smap), fp_bits=fp_bits, warnings=wc.messages, backend="llama.cpp",
         preset=preset.upper(), layout=layout, backend_version=llamacpp_version(),
     )
     return RestoreHandle(report=report, backup=backup_)

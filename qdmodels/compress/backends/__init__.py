@@ -421,14 +421,10 @@ def apply_backend(model: Any, key: str, *, plan: ProtectionPlan | str | None = N
     changed = any(s.frac_changed > 0 for s in stats)
     if not changed:
         wc.warn(f"{spec.key} changed no weight of the {len(stats)} selected tensors.", DegenerateDataWarning)
-    n_q = sum(s.numel for s in stats)
-    n_total = unique_param_count(smap)
-    bits_q = sum(s.bits_per_weight * s.numel for s in stats)
-    report = GGUFReport(
-        key=spec.key, plan_key=plan.key if plan is not None else "none", sites=tuple(stats), n_params_quantized=n_q,
-        n_params_total=n_total, bits_per_weight=bits_q / n_q,
-        model_bits_per_weight=(bits_q + fp_bits * (n_total - n_q)) / n_total, verified=changed, warnings=wc.messages,
-        backend=spec.backend, backend_version=_version(spec),
+    report = GGUFReport.from_sites(
+        key=spec.key, plan_key=plan.key if plan is not None else "none", sites=stats,
+        n_params_total=unique_param_count(smap), fp_bits=fp_bits, warnings=wc.messages, backend=spec.backend,
+        backend_version=_version(spec),
     )
     return RestoreHandle(report=report, backup=backup_)
 
