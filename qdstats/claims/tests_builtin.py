@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qdstats.validation import UnknownNameError, WarningCollector, did_you_mean
 from qdstats.claims.registry import (
@@ -432,11 +432,23 @@ class InteractionParams(_P):
     second: Cond = Field(description="Second compression alone (e.g. pruning).")
     both: Cond = Field(description="Both compressions.")
     language: str | None = Field(default=None, description="Restrict to one language (default: all selected, averaged per item).")
+    reference: str | None = Field(default=None, description=(
+        "Reference language: the contrast becomes the language's interaction minus the reference's on the same item "
+        "(a triple difference: does the combination hurt this language more than English beyond the sum of its "
+        "parts?). Needs `language`."))
     model: str | None = Field(default=None, description="Restrict to one model (model_id or family).")
+
+    @model_validator(mode="after")
+    def _check_reference(self) -> InteractionParams:
+        if self.reference is not None and self.language is None:
+            raise ValueError(f"`reference` = {self.reference!r} needs `language` (the language compared with it).")
+        if self.reference is not None and self.reference == self.language:
+            raise ValueError(f"`reference` and `language` are both {self.language!r}; they must differ.")
+        return self
 
 
 @register_test("interaction", params=InteractionParams, roles=("y",),
-               description="Super-additivity Δ(both) − Δ(first) − Δ(second), paired by item (BCa bootstrap, sign-flip permutation).")
+               description="Super-additivity Δ(both) − Δ(first) − Δ(second), paired by item (BCa bootstrap, sign-flip permutation); with `reference`, the language's minus the reference's (triple difference).")
 def interaction(data: pd.DataFrame, params: InteractionParams, ctx: ClaimContext) -> StatResult:
     """Interaction contrast per item: (both − base) − (first − base) − (second − base) = both − first − second + base.
 
@@ -452,7 +464,7 @@ def interaction(data: pd.DataFrame, params: InteractionParams, ctx: ClaimContext
     Returns
     -------
     StatResult
-        ``estimate`` = mean interaction (positive = super-additive), BCa bootstrap CI over items, sign-flip permutation ``pvalue`` of ``(both − first)`` vs ``(second − base)``; ``details`` has the three mean main deltas.
+        ``estimate`` = mean interaction (positive = super-additive), BCa bootstrap CI over items, sign-flip permutation ``pvalue`` of ``(both − first)`` vs ``(second − base)``; ``details`` has the three mean main deltas. With ``reference``, every quantity is the language's minus the reference's on the same item (the triple difference; ``details`` then also has the language's own interaction and the reference's).
 
     Raises
     ------
@@ -463,25 +475,59 @@ def interaction(data: pd.DataFrame, params: InteractionParams, ctx: ClaimContext
 
     Notes
     -----
-    Per item the contrast is averaged over the selected languages and models before resampling.
-    Validated against: closed form (mean of the per-item contrast, rtol 1e-10); planted interaction recovered.
+    Per item the contrast is averaged over the selected languages and models before resampling. The triple
+    difference pairs each item of ``language`` with the same item of ``reference`` (parallel sentences); items
+    missing in either are left out with a note.
+    Validated against: closed form (mean of the per-item contrast, rtol 1e-10; the triple difference equals the
+    language's interaction minus the reference's, rtol 1e-10); planted interaction recovered.
     """
     df = _pair_frame(_filter_model(_role(data, "y"), params.model))
+    langs = [params.language] if params.reference is None else [params.language, params.reference]
     if params.language is not None:
-        df = df[df["language"] == params.language]
+        df = df[df["language"].isin(langs)]
     vals = {k: _level_values(df, getattr(params, k), f"params.{k}") for k in ("base", "first", "second", "both")}
     joined = _join(vals, "`params.base`, `params.first`, `params.second`, `params.both`")
     joined["x"] = joined["both"] - joined["first"]
     joined["y"] = joined["second"] - joined["base"]
-    items = _item_means(joined, ["x", "y", "base", "first", "second", "both"])
+    cols = ["x", "y", "base", "first", "second", "both"]
+    notes = joined.attrs["note"]
+    extra: dict[str, Any] = {}
+    if params.reference is not None:
+        joined, notes, extra = _minus_reference(joined, cols, params.language, params.reference, notes)
+    items = _item_means(joined, cols)
     return _resampled_mean_diff(
         items["x"].to_numpy(), items["y"].to_numpy(), test="interaction", name="interaction", ctx=ctx,
-        n_units={"items": len(items), "languages": _count(joined, "language"), "models": _count(joined, "model.model_id")},
+        n_units={"items": len(items), "languages": len(langs) if params.reference else _count(joined, "language"),
+                 "models": _count(joined, "model.model_id")},
         details={"delta_first": float((items["first"] - items["base"]).mean()),
                  "delta_second": float((items["second"] - items["base"]).mean()),
-                 "delta_both": float((items["both"] - items["base"]).mean())},
-        extra_warnings=joined.attrs["note"],
+                 "delta_both": float((items["both"] - items["base"]).mean()), **extra},
+        extra_warnings=notes,
     )
+
+
+def _minus_reference(joined: pd.DataFrame, cols: list[str], language: str, reference: str,
+                     notes: tuple[str, ...]) -> tuple[pd.DataFrame, tuple[str, ...], dict[str, Any]]:
+    """Per (model, item): the language's ``cols`` minus the reference's; items present in only one are dropped
+    (and counted in a note). Also returns the mean interaction of each side for ``details``."""
+    keys = ["model.model_id", "item_id"]
+    a = joined[joined["language"] == language].set_index(keys)[cols]
+    b = joined[joined["language"] == reference].set_index(keys)[cols]
+    if a.empty or b.empty:
+        missing = language if a.empty else reference
+        raise InsufficientDataError(f"language {missing!r} has no item under all four conditions.")
+    common = a.index.intersection(b.index)
+    lost = len(a.index.union(b.index)) - len(common)
+    if not len(common):
+        raise InsufficientDataError(f"no item is measured in both {language!r} and the reference {reference!r}.")
+    diff = (a.loc[common] - b.loc[common]).reset_index()
+    if lost:
+        notes = (*notes, (f"{lost} item(s) measured in only one of {language!r} and the reference {reference!r} "
+                          "were left out of the triple difference."))
+    inter = {lang: float((side.loc[common, "x"] - side.loc[common, "y"]).groupby(level="item_id").mean().mean())
+             for lang, side in ((language, a), (reference, b))}
+    return diff, notes, {"interaction_language": inter[language], "interaction_reference": inter[reference],
+                         "reference": reference}
 
 
 class DisparityChangeParams(_P):
@@ -588,6 +634,129 @@ def protection_effect(data: pd.DataFrame, params: DisparityChangeParams, ctx: Cl
     Validated against: planted reduction recovered (see :func:`disparity_change`).
     """
     return _disparity_change(data, params, ctx, "protection_effect")
+
+
+class VsRandomParams(_P):
+    """Parameters of ``protection_vs_random``."""
+
+    baseline: Cond = Field(description="Full-precision condition, e.g. {scheme: fp32}.")
+    before: Cond = Field(description="Compressed condition without protection, e.g. {scheme: int4-g64-sym, protect: none}.")
+    after: Cond = Field(description="The targeted plan (selected on another split), e.g. {selection_rule: disparity, protect_k: 3}.")
+    control: Cond = Field(description="The random plans at the same storage cost: one record per item and draw.")
+    draw: str = Field(default="selection_seed", description="Column that tells the random draws apart (a condition key or column).")
+    reference: str = Field(default="eng_Latn", description="Reference language.")
+    model: str | None = Field(default=None, description="Restrict to one model (model_id or family).")
+
+
+def _did_by_item(j: pd.DataFrame, col: str, reference: str) -> pd.Series:
+    """Per item: Δ(``col``) of each non-reference language minus the reference's, averaged over the languages."""
+    d = j.assign(delta=j[col] - j["baseline"])
+    ref = d[d["language"] == reference].set_index("item_id")["delta"]
+    oth = d[d["language"] != reference]
+    did = oth["delta"].to_numpy() - ref.reindex(oth["item_id"]).to_numpy()
+    return pd.Series(did, index=oth["item_id"].to_numpy()).dropna().groupby(level=0).mean()
+
+
+@register_test("protection_vs_random", params=VsRandomParams, roles=("y",),
+               description="Targeted protection vs random plans at the same cost: disparity reduction of the targeted "
+                           "plan minus the mean over random draws (randomization p over draws).")
+def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimContext) -> StatResult:
+    """Does the targeted choice of layers reduce the disparity more than protecting the same number of random layers?
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Selected records (:func:`qdstats.records.to_frame` columns plus ``role``).
+    params : VsRandomParams
+        Validated parameters (see the class).
+    ctx : ClaimContext
+        Spec-level settings (alternative, confidence level, resamples, seed).
+
+    Returns
+    -------
+    StatResult
+        ``estimate`` = R(targeted) − mean over draws of R(draw), where R is the mean over items of the disparity
+        reduction DiD(before) − DiD(plan) vs the reference (averaged over the other languages per item), on the
+        items measured under every plan. ``pvalue`` = (1 + #{draws with R ≥ R(targeted)}) / (1 + draws) for
+        ``alternative='greater'`` (≤ for 'less'; twice the smaller one-sided p for 'two-sided'). CI: percentile
+        bootstrap resampling items and draws together. ``details``: ``reduction_targeted``,
+        ``reduction_random_mean``/``_sd``/``_min``/``_max``, ``n_draws``, ``rank``, ``did_before``.
+
+    Raises
+    ------
+    InsufficientDataError
+        Fewer than 2 draws, no common items, missing reference.
+    ValueError
+        Several models without ``params.model``; a draw with several records per item.
+
+    Notes
+    -----
+    The p-value treats the targeted plan as one more draw under the null that the selection is no better than
+    chance (a Monte Carlo randomization test), so with D draws it cannot fall below 1/(D + 1): a note says so
+    when 1/(D + 1) > 0.05. The draws are the control's sample; the CI reflects both the items and the draws.
+    Validated against: closed form (estimate and p by direct computation from the per-draw reductions, rtol
+    1e-12); planted advantage recovered.
+    """
+    df = _pair_frame(_filter_model(_role(data, "y"), params.model))
+    if df["model.model_id"].nunique() > 1:
+        raise ValueError(f"`params.model` is required: the selection holds {df['model.model_id'].nunique()} models.")
+    vals = {k: _level_values(df, getattr(params, k), f"params.{k}") for k in ("baseline", "before", "after")}
+    ctrl = subset(df, params.control, "params.control")
+    if ctrl.empty:
+        raise InsufficientDataError(f"no records match `params.control` = {params.control!r}.")
+    col = resolve_column(ctrl, params.draw, "params.draw")
+    draws = sorted(ctrl[col].dropna().unique().tolist())
+    if len(draws) < 2:
+        raise InsufficientDataError(f"`params.control` matches {len(draws)} draw(s) of {params.draw!r}; at least 2 are needed.")
+    for d in draws:
+        vals[f"draw:{d}"] = _level_values(ctrl[ctrl[col] == d], params.control, f"params.control ({params.draw}={d!r})")
+    j = _join(vals, "`params.baseline`, `params.before`, `params.after` and every draw of `params.control`")
+    if params.reference not in set(j["language"]):
+        raise InsufficientDataError(f"`params.reference` language {params.reference!r} has no paired records.")
+    if set(j["language"]) == {params.reference}:
+        raise InsufficientDataError("no non-reference language has paired records.")
+    did_before = _did_by_item(j, "before", params.reference)
+    per = pd.DataFrame({"after": did_before - _did_by_item(j, "after", params.reference),
+                        **{d: did_before - _did_by_item(j, f"draw:{d}", params.reference) for d in draws}}).dropna()
+    if len(per) < 2:
+        raise InsufficientDataError(f"protection_vs_random: {len(per)} common item(s); at least 2 are needed.")
+    r_t = float(per["after"].mean())
+    r_d = per[draws].mean().to_numpy(dtype=float)
+    est = r_t - float(r_d.mean())
+    n_draws = len(draws)
+    p_greater = (1 + int(np.sum(r_d >= r_t))) / (n_draws + 1)
+    p_less = (1 + int(np.sum(r_d <= r_t))) / (n_draws + 1)
+    p = {"greater": p_greater, "less": p_less}.get(ctx.alternative, min(1.0, 2 * min(p_greater, p_less)))
+    rng = np.random.default_rng(ctx.seed)
+    t = per["after"].to_numpy(dtype=float)
+    m = per[draws].to_numpy(dtype=float)
+    boot = np.empty(ctx.n_resamples)
+    for b in range(ctx.n_resamples):
+        ii = rng.integers(0, len(t), len(t))
+        dd = rng.integers(0, n_draws, n_draws)
+        boot[b] = t[ii].mean() - m[np.ix_(ii, dd)].mean()
+    alpha = 1 - ctx.confidence_level
+    lo, hi = (float(x) for x in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+    wc = WarningCollector()
+    wc.extend(j.attrs["note"])
+    if 1 / (n_draws + 1) > 0.05:
+        wc.extend([f"{n_draws} random draws: the randomization p cannot fall below 1/{n_draws + 1} = "
+                   f"{1 / (n_draws + 1):.3f}."])
+    return StatResult(
+        test="protection_vs_random", estimate_name="reduction_vs_random", estimate=est,
+        ci=ConfidenceInterval(low=lo, high=hi, level=ctx.confidence_level, method="bootstrap-percentile-items-and-draws"),
+        statistic_name="reduction_targeted", statistic=r_t, pvalue=p, alternative=ctx.alternative, n=len(per),
+        n_units={"items": len(per), "draws": n_draws, "languages": _count(j, "language"),
+                 "models": _count(j, "model.model_id")},
+        warnings=wc.messages,
+        details={"reduction_targeted": r_t, "reduction_random_mean": float(r_d.mean()),
+                 "reduction_random_sd": float(r_d.std(ddof=1)), "reduction_random_min": float(r_d.min()),
+                 "reduction_random_max": float(r_d.max()), "n_draws": n_draws,
+                 "rank": int(np.sum(r_d < r_t)) + 1, "draws": [str(d) for d in draws],
+                 "pvalue_method": "Monte Carlo randomization over the random draws", "n_resamples": ctx.n_resamples,
+                 "seed": ctx.seed, "did_before": float(did_before.reindex(per.index).mean()),
+                 "reference": params.reference},
+    )
 
 
 # ----------------------------------------------------------------------------- across units

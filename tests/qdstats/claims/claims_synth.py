@@ -57,9 +57,10 @@ def bpb_records(
     return out
 
 
-def four_condition_records(*, interaction: float, n_items: int = 60, seed: int = 0,
+def four_condition_records(*, interaction: float | dict[str, float], n_items: int = 60, seed: int = 0,
                            langs: Sequence[str] = ("eng_Latn", "heb_Hebr")) -> list[Measurement]:
-    """Quantization x pruning design with a planted interaction (added only under both)."""
+    """Quantization x pruning design with a planted interaction (added only under both; one value for every
+    language, or one per language)."""
     rng = np.random.default_rng(seed)
     model = model_ref()
     out = []
@@ -68,7 +69,8 @@ def four_condition_records(*, interaction: float, n_items: int = 60, seed: int =
             b = 1.0 + rng.normal(0, 0.2)
             vals = {("fp32", "none"): b, ("int4", "none"): b + 0.1 + rng.normal(0, 0.02),
                     ("fp32", "wanda50"): b + 0.2 + rng.normal(0, 0.02)}
-            vals[("int4", "wanda50")] = b + 0.3 + interaction + rng.normal(0, 0.02)
+            inter = interaction.get(lang, 0.0) if isinstance(interaction, dict) else interaction
+            vals[("int4", "wanda50")] = b + 0.3 + inter + rng.normal(0, 0.02)
             for (s, pr), v in vals.items():
                 out.append(Measurement(quantity="eval.bits_per_byte", value=float(v), model=model, language=lang,
                                        corpus=CORPUS_TEST, item_id=f"s{i:04d}", condition={"scheme": s, "prune": pr},

@@ -147,6 +147,47 @@ def test_interaction(planted, expected):
     assert_allclose(row.details["delta_first"], 0.1, atol=0.01)  # planted main effect, noise sd 0.02 / sqrt(60)
 
 
+_FOUR = {"base": {"scheme": "fp32", "prune": "none"}, "first": {"scheme": "int4", "prune": "none"},
+         "second": {"scheme": "fp32", "prune": "wanda50"}, "both": {"scheme": "int4", "prune": "wanda50"}}
+
+
+@pytest.mark.parametrize(("planted", "expected"), [
+    ({"heb_Hebr": 0.1, "eng_Latn": 0.0}, {"supported"}),
+    # the same interaction in both languages: super-additive, but not more so for Hebrew
+    ({"heb_Hebr": 0.1, "eng_Latn": 0.1}, {"not_supported", "inconclusive"}),
+])
+def test_interaction_triple_difference(planted, expected):
+    """Oracle: closed form, the Hebrew item's interaction minus the English item's, averaged over items."""
+    recs = four_condition_records(interaction=planted, n_items=60, seed=3)
+    spec = spec_dict(test="interaction", params={**_FOUR, "language": "heb_Hebr", "reference": "eng_Latn"},
+                     decision={"alpha": 0.05, "min_abs_effect": 0.02, "min_n": 20})
+    row = _row(spec, recs)
+    assert row.verdict in expected
+    df = to_frame(recs)
+    w = df.pivot_table(index=["language", "item_id"], columns=["condition.scheme", "condition.prune"], values="value")
+    inter = (w[("int4", "wanda50")] - w[("int4", "none")] - w[("fp32", "wanda50")] + w[("fp32", "none")]).unstack(0)
+    assert_allclose(row.estimate, (inter["heb_Hebr"] - inter["eng_Latn"]).mean(), rtol=1e-10)
+    assert_allclose(row.details["interaction_language"], inter["heb_Hebr"].mean(), rtol=1e-10)
+    assert_allclose(row.details["interaction_reference"], inter["eng_Latn"].mean(), rtol=1e-10)
+    assert row.n == 60 and row.n_units["languages"] == 2
+
+
+def test_interaction_triple_difference_drops_unpaired_items_with_a_note():
+    recs = four_condition_records(interaction={"heb_Hebr": 0.1}, n_items=30, seed=4)
+    recs = [r for r in recs if not (r.language == "eng_Latn" and r.item_id == "s0000")]
+    row = _row(spec_dict(test="interaction", params={**_FOUR, "language": "heb_Hebr", "reference": "eng_Latn"},
+                         decision={"alpha": 0.05, "min_n": 10}), recs)
+    assert row.n == 29
+    assert any("left out of the triple difference" in w for w in row.warnings)
+
+
+@pytest.mark.parametrize(("extra", "message"), [({"reference": "eng_Latn"}, "needs `language`"),
+                                                ({"reference": "heb_Hebr", "language": "heb_Hebr"}, "must differ")])
+def test_interaction_reference_validation(extra, message):
+    with pytest.raises(ValueError, match=message):
+        ClaimSpec.model_validate(spec_dict(test="interaction", params={**_FOUR, **extra}))
+
+
 def test_layer_group_contrast_planted_and_exact_permutation():
     """Oracle for p: full enumeration of the C(12, 3) = 220 layer splits (closed form), rtol 1e-12."""
     recs = layer_records(gateway_boost=0.05, n_layers=12, seed=0)
@@ -315,3 +356,64 @@ def test_units_without_x_are_reported():
                      params={"x": "x"}, decision={"alpha": 0.05, "min_n": 5})
     row = _row(spec, recs)
     assert row.n == 9 and any("1 unit(s) lacking a value" in w and synthetic_language(3) in w for w in row.warnings)
+
+
+def _protection_records(*, targeted_gain: float, n_draws: int, n_items: int = 40, seed: int = 0):
+    """fp32, unprotected int4, a targeted plan and ``n_draws`` random plans; Hebrew's extra damage (0.2 over
+    English) is cut by ``targeted_gain`` under the targeted plan and by a draw-specific N(0.02, 0.02) otherwise."""
+    rng = np.random.default_rng(seed)
+    gains = rng.normal(0.02, 0.02, n_draws)
+    plans = [({"scheme": "int4", "protect": "layers=0,1,2", "selection_rule": "disparity", "protect_k": 3},
+              targeted_gain)]
+    plans += [({"scheme": "int4", "protect": f"random{d}", "selection_rule": "random", "selection_seed": d,
+                "protect_k": 3}, float(g)) for d, g in enumerate(gains)]
+    out = []
+    for i in range(n_items):
+        base = {"eng_Latn": 1.0 + rng.normal(0, 0.1), "heb_Hebr": 1.2 + rng.normal(0, 0.1)}
+        for lang, b in base.items():
+            extra = 0.2 if lang == "heb_Hebr" else 0.0
+            conds = [({"scheme": "fp32", "protect": "none"}, b),
+                     ({"scheme": "int4", "protect": "none"}, b + 0.1 + extra + rng.normal(0, 0.01))]
+            conds += [(c, b + 0.1 + extra - (g if lang == "heb_Hebr" else 0.0) + rng.normal(0, 0.01)) for c, g in plans]
+            out += [Measurement(quantity="eval.bits_per_byte", value=float(v), model=model_ref(), language=lang,
+                                corpus=CORPUS_TEST, item_id=f"s{i:03d}", condition=c, routine="tests.claims.synthetic")
+                    for c, v in conds]
+    return out
+
+
+_VS = {"baseline": {"scheme": "fp32"}, "before": {"scheme": "int4", "protect": "none"},
+       "after": {"selection_rule": "disparity", "protect_k": 3},
+       "control": {"selection_rule": "random", "protect_k": 3}}
+
+
+def test_protection_vs_random_closed_form_and_planted():
+    """Oracle: the per-draw mean reductions computed directly from the records; p = (1 + #{R_d >= R_t}) / (D + 1)."""
+    recs = _protection_records(targeted_gain=0.1, n_draws=19)
+    row = _row(spec_dict(test="protection_vs_random", params=_VS, decision={"alpha": 0.05, "min_n": 20}), recs)
+    df = to_frame(recs)
+    df["plan"] = df["condition.protect"].astype(str)
+    w = df.pivot_table(index=["item_id", "language"], columns="plan", values="value")
+    fp = df[df["condition.scheme"] == "fp32"].set_index(["item_id", "language"])["value"]
+    delta = w.drop(columns=["none"]).sub(fp, axis=0)
+    did = delta.xs("heb_Hebr", level="language") - delta.xs("eng_Latn", level="language")
+    unprot = df[(df["condition.scheme"] == "int4") & (df["condition.protect"] == "none")].set_index(
+        ["item_id", "language"])["value"].sub(fp)
+    did_before = unprot.xs("heb_Hebr", level="language") - unprot.xs("eng_Latn", level="language")
+    red = (-did).add(did_before, axis=0).mean()
+    r_t = red["layers=0,1,2"]
+    r_d = red.drop("layers=0,1,2").to_numpy()
+    assert_allclose(row.estimate, r_t - r_d.mean(), rtol=1e-12)
+    assert_allclose(row.p, (1 + np.sum(r_d >= r_t)) / 20, rtol=1e-12)
+    assert_allclose(row.details["reduction_targeted"], r_t, rtol=1e-12)
+    assert row.details["n_draws"] == 19 and row.details["rank"] == 20
+    assert row.verdict == "supported" and row.ci_low > 0.05  # planted advantage 0.1 - 0.02
+
+
+def test_protection_vs_random_few_draws_and_no_advantage():
+    recs = _protection_records(targeted_gain=0.02, n_draws=4, seed=1)
+    row = _row(spec_dict(test="protection_vs_random", params=_VS, decision={"alpha": 0.05, "min_n": 20}), recs)
+    assert row.p >= 0.2 and row.verdict != "supported"
+    assert any("cannot fall below 1/5" in w for w in row.warnings)
+    one = [r for r in recs if r.condition.get("selection_seed") not in (1, 2, 3)]
+    row = _row(spec_dict(test="protection_vs_random", params=_VS, decision={"alpha": 0.05, "min_n": 20}), one)
+    assert row.verdict == "insufficient_data" and "at least 2" in row.message
