@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,9 @@ from qdmodels.runtime import unwrap_model
 from qdstats.records import Measurement, ModelRef, atomic_path
 from qdstats.validation import UnknownNameError, did_you_mean
 
-__all__ = ["FP_TYPES", "GGUFLayout", "GGUFTensorInfo", "gguf_arch", "iter_gguf_weights", "layer_source_types",
-           "read_gguf_layout", "source_gguf", "write_gguf"]
+__all__ = ["FP_TYPES", "GGUFLayout", "GGUFTensorInfo", "describe_layer_source_types", "describe_source_types",
+           "gguf_arch", "iter_gguf_weights", "layer_source_types", "read_gguf_layout", "site_source_types",
+           "source_gguf", "write_gguf"]
 
 #: Unquantized GGUF tensor types the writer can use for the tensors it does not quantize.
 FP_TYPES: tuple[str, ...] = ("F32", "F16")
@@ -79,7 +80,10 @@ def gguf_arch(model: Any) -> str:
 
 def _processor(model: torch.nn.Module) -> Any:
     """transformers' GGUF tensor processor for the model's architecture (what its GGUF loader applies)."""
-    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
+    from transformers.modeling_gguf_pytorch_utils import (
+        TENSOR_PROCESSORS,
+        TensorProcessor,
+    )
 
     return TENSOR_PROCESSORS.get(gguf_arch(model), TensorProcessor)(config=model.config.to_dict())
 
@@ -330,6 +334,60 @@ def layer_source_types(lm: Any) -> dict[int, dict[str, str]]:
         raise ValueError(f"`lm` {getattr(ref, 'model_id', lm)!r} was not loaded from a GGUF file that is still on disk "
                          "with the same sha256; it has no source tensor types.")
     return read_gguf_layout(src, model=lm).by_layer()
+
+
+def site_source_types(lm: Any) -> dict[str, str] | None:
+    """For a model loaded from a GGUF file: canonical site name -> GGUF type of its matrix in the source file.
+
+    ``None`` for a model that was not loaded from a GGUF file still on disk (a checkpoint, a tiny model): layer-level
+    analyses then record no source types rather than failing.
+
+    Examples
+    --------
+    >>> from qdmodels.models.loading import load_model
+    >>> site_source_types(load_model("gemma3-270m"))["layers.0.attn.v_proj"]  # doctest: +SKIP
+    'Q8_0'
+    """
+    src = source_gguf(lm)
+    if src is None:
+        return None
+    layout = read_gguf_layout(src, model=lm)
+    return {t.site: t.gguf_type for t in layout.tensors if t.site and len(t.shape) >= 2}
+
+
+def describe_source_types(types: Mapping[str, str] | None, sites: Iterable[str]) -> str | None:
+    """``'attn.v_proj=Q8_0,mlp.down_proj=Q6_K,...'`` for ``sites`` (their part after ``layers.N.``), sorted; the
+    value layer-level records keep in ``attributes['source_gguf_types']``. ``None`` when ``types`` is ``None``; a
+    site absent from the file's layout is listed as ``'?'``.
+
+    Examples
+    --------
+    >>> describe_source_types({"layers.0.mlp.down_proj": "Q6_K", "layers.0.attn.q_proj": "Q5_0"},
+    ...                       ["layers.0.attn.q_proj", "layers.0.mlp.down_proj"])
+    'attn.q_proj=Q5_0,mlp.down_proj=Q6_K'
+    """
+    if types is None:
+        return None
+    parts = []
+    for site in sites:
+        tail = site.split(".", 2)[2] if site.startswith("layers.") and site.count(".") >= 2 else site
+        parts.append(f"{tail}={types.get(site, '?')}")
+    return ",".join(sorted(parts))
+
+
+def describe_layer_source_types(types: Mapping[str, str] | None, layers: Iterable[int]) -> str | None:
+    """``'layers.0:attn.q_proj=Q5_0,...;layers.17:...'``: every matrix of each of ``layers`` and its source type
+    (what protection records keep in ``attributes['source_gguf_types']``); ``None`` when ``types`` is ``None``.
+
+    Examples
+    --------
+    >>> describe_layer_source_types({"layers.0.mlp.down_proj": "Q6_K", "layers.2.mlp.down_proj": "Q4_K"}, [2, 0])
+    'layers.0:mlp.down_proj=Q6_K;layers.2:mlp.down_proj=Q4_K'
+    """
+    if types is None:
+        return None
+    return ";".join(f"layers.{layer}:" + (describe_source_types(
+        types, [s for s in types if s.startswith(f"layers.{layer}.")]) or "") for layer in sorted(layers))
 
 
 # ---- writer ---------------------------------------------------------------------------------------------------

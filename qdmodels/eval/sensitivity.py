@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from qdmodels.compress.conditions import DEFAULT_CONDITION
+from qdmodels.compress.gguf_files import describe_layer_source_types, describe_source_types
 from qdmodels.corpora.types import ParallelItem
 from qdmodels.eval.batching import (
     Batch,
@@ -300,6 +301,7 @@ def _delta_record(
     *, delta: np.ndarray, bpb_fp: np.ndarray, bpb_q: np.ndarray, clusters: Sequence[str], model_ref: ModelRef,
     language: str, condition: dict[str, Any], corpus: Any, items_sha: str, group: SiteGroup, prefix_cache: bool,
     n_resamples: int, confidence_level: float, seed: int | None, rng: Any, routine: str, stacklevel: int = 3,
+    source_types: str | None = None,
 ) -> Measurement:
     from qdstats.resampling import cluster_bootstrap_ci
     from qdstats.results import ci_attributes
@@ -327,6 +329,8 @@ def _delta_record(
         "first_changed_layer": group.first_layer, "n_sites": len(group.sites),
         "prefix_cache": prefix_cache, "items_sha256": items_sha,
     }
+    if source_types is not None:  # the group's precision in the GGUF file the model was loaded from
+        attrs["source_gguf_types"] = source_types
     attrs = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in attrs.items()}
     return Measurement(quantity="sens.delta_bits_per_byte", value=float(delta.mean()), model=model_ref, language=language,
                        corpus=corpus, condition=condition, attributes=attrs, n=len(delta), seed=seed,
@@ -393,7 +397,9 @@ def sweep_layers(
         bits-per-byte compressed minus full precision; ``n`` = items; ``condition`` = ``{scheme, protect='none',
         prune='none', sites}``; ``attributes``: ``ci_low``, ``ci_high``, ``ci_level``, ``ci_method``,
         ``n_clusters``, ``mean_bpb_fp``, ``mean_bpb``, ``first_changed_layer``, ``n_sites``, ``prefix_cache``,
-        ``items_sha256``), or a :class:`FailedMeasurement`; ``skipped`` units; ``out``.
+        ``items_sha256`` and, for a model loaded from a GGUF file, ``source_gguf_types``: the unit's sites and
+        their type in that file, e.g. ``'mlp.down_proj=Q6_K,...'``, since a layer stored at higher precision loses
+        more when re-quantized), or a :class:`FailedMeasurement`; ``skipped`` units; ``out``.
 
     Raises
     ------
@@ -465,6 +471,19 @@ class _SweepInputs:
     confidence_level: float
     gen: np.random.Generator
     seed: int | None
+    source_types: dict[str, str] | None  # site -> GGUF type of the source file (None: not loaded from a GGUF)
+
+
+def _source_types(loaded: Any) -> dict[str, str] | None:
+    """Each site's type in the GGUF file the model came from, or None (with a warning when the file is unreadable)."""
+    from qdmodels.compress.gguf_files import site_source_types
+
+    try:
+        return site_source_types(loaded)
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"the source GGUF layout could not be read ({exc}); the sweep records no source types.",
+                      UserWarning, stacklevel=4)
+        return None
 
 
 def _sweep_layers_iv(
@@ -496,7 +515,8 @@ def _sweep_layers_iv(
     return _SweepInputs(model=model, tokenizer=tokenizer, model_ref=model_ref, flat=list(flat), scheme=scheme_obj,
                         scheme_key=scheme_key, quantize=quantize, groups=groups, out=out_path, done=done,
                         pad_id=pad_id, prefix_cache=prefix_cache, batch_size=batch_size, n_resamples=n_resamples,
-                        confidence_level=confidence_level, gen=gen, seed=seed_detail(rng))
+                        confidence_level=confidence_level, gen=gen, seed=seed_detail(rng),
+                        source_types=_source_types(loaded))
 
 
 @dataclass(frozen=True)
@@ -555,7 +575,8 @@ def _unit_records(iv: _SweepInputs, st: _Stratum, fp: _FullPrecision, g: SiteGro
             delta=bpb_q - fp.bpb_fp, bpb_fp=fp.bpb_fp, bpb_q=bpb_q, clusters=fp.clusters, model_ref=iv.model_ref,
             language=st.language, condition=cond, corpus=st.corpus, items_sha=st.items_sha, group=g,
             prefix_cache=iv.prefix_cache, n_resamples=iv.n_resamples, confidence_level=iv.confidence_level,
-            seed=iv.seed, rng=iv.gen, routine=ROUTINE, stacklevel=4)]
+            seed=iv.seed, rng=iv.gen, routine=ROUTINE, stacklevel=4,
+            source_types=describe_source_types(iv.source_types, g.sites))]
         if keep_item_records:
             recs = [Measurement(
                 quantity="eval.bits_per_byte", value=float(v), model=iv.model_ref, language=st.language,
@@ -596,7 +617,9 @@ class ProtectionSearchResult:
         The selection criterion per candidate (``layer``, ``score``; for greedy also ``step``).
     test_records : list of Measurement
         Per-item evaluation records on the test items for ``fp32``, the unprotected scheme and the chosen plan
-        (identical items, paired).
+        (identical items, paired). For a model loaded from a GGUF file, the chosen plan's records carry
+        ``attributes['source_gguf_types']``: each protected layer's matrices and their type in that file (layers
+        stored at higher precision lose more when re-quantized, so the choice can follow the file's layout).
     bits_per_weight : dict
         ``{'unprotected': bpw, 'protected': bpw}`` from the quantizer's reports (storage cost of protection).
     method : str
@@ -764,6 +787,11 @@ def _protection_result(loaded: Any, iv: _SearchInputs, chosen: tuple[int, ...], 
     res = evaluate_conditions(loaded, iv.test, ["fp32", quant_condition(iv.scheme), quant_condition(iv.scheme, plan=plan)],
                               batch_size=batch_size, progress=progress)
     test_records = [r for er in res.values() for r in er.records]
+    desc = describe_layer_source_types(_source_types(loaded), chosen)
+    if desc is not None:  # the protected layers' precision in the source GGUF file (a confound of the selection)
+        test_records = [r.model_copy(update={"attributes": {**r.attributes, "source_gguf_types": desc}})
+                        if isinstance(r, Measurement) and r.condition.get("protect") == plan.key else r
+                        for r in test_records]
     bpw: dict[str, float] = {}
     for label, p in (("unprotected", None), ("protected", plan)):
         with quantized(iv.model, iv.scheme, plan=p) as report:

@@ -129,3 +129,37 @@ def test_source_gguf_of_a_bare_module_from_its_config(tmp_path):
     assert source_gguf(lm.model) == path
     lm.model.config.qd_source_gguf_sha256 = "0" * 64  # the file on disk is not the one it was loaded from
     assert source_gguf(lm.model) is None
+
+
+def test_layer_analyses_record_the_source_types_of_a_gguf_model(tmp_path, tiny_state_guard):
+    """A model loaded from a GGUF file: the sweep's records name each layer's types in that file, the protection
+    search's protected records name the protected layers' types; a model from a config records none."""
+    import dataclasses
+
+    from qdmodels.compress.gguf_files import describe_layer_source_types, site_source_types
+    from qdmodels.eval.encoding import text_items
+    from qdmodels.eval.sensitivity import search_protection, sweep_layers
+    from qdmodels.models.zoo import sha256_file
+
+    lm = tiny_model("llama", seed=5, n_layers=3)
+    path = tmp_path / "src.gguf"
+    write_gguf(lm, path, quant_type="Q4_0", site_types={"layers.1.mlp.down_proj": "Q8_0"})
+    assert site_source_types(lm) is None
+    src = dataclasses.replace(lm, ref=lm.ref.model_copy(update={"source": "gguf", "model_id": str(path),
+                                                                "sha256": sha256_file(path)}))
+    types = site_source_types(src)
+    assert types["layers.1.mlp.down_proj"] == "Q8_0" and types["layers.0.mlp.down_proj"] == "Q4_0"
+    assert "layers.0.attn.q_proj" in types and not any(k.endswith("norm") for k in types)
+    items = text_items({"eng_Latn": ["The dog sleeps.", "A cat runs far.", "Birds sing.", "It rains."]})
+    recs = sweep_layers(src, items, "int4-ch-sym", n_resamples=0, progress=False).records
+    by = {r.condition["sites"]: r.attributes["source_gguf_types"] for r in recs}
+    assert "mlp.down_proj=Q8_0" in by["layers.1"] and "mlp.down_proj=Q4_0" in by["layers.0"]
+    assert "attn.q_proj=Q4_0" in by["layers.2"]
+    plain = sweep_layers(lm, items, "int4-ch-sym", layers=[0], n_resamples=0, progress=False).records
+    assert "source_gguf_types" not in plain[0].attributes
+    res = search_protection(src, items[:2], items[2:], "int4-ch-sym", k=1, progress=False)
+    prot = [r for r in res.test_records if r.condition["protect"] == res.plan_key]
+    other = [r for r in res.test_records if r.condition["protect"] != res.plan_key]
+    assert prot and all(r.attributes["source_gguf_types"] == describe_layer_source_types(types, res.layers)
+                        for r in prot)
+    assert all("source_gguf_types" not in r.attributes for r in other)
