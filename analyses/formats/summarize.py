@@ -4,8 +4,10 @@
 
 Reads, per model, ``analyses/records/<model>/eval_fp32.parquet`` (the claims table's baseline), every
 ``eval_<format>.parquet`` that has a ``bpw_<format>.parquet`` next to it (written by ``analyses/formats/run.py``),
-and the round-to-nearest / GPTQ files of the claims table that have storage records (``eval_int4-g64-sym`` with
-``bpw_int4-g64-sym``, ...). Computes the report's degradation table (per-language Δ bits per byte and the
+the round-to-nearest files of the claims table that have storage records (``eval_int4-g64-sym`` with
+``bpw_int4-g64-sym``, ...) and GPTQ-style INT4 calibrated on English (``eval_gptq_int4-g64-sym_eng``, W2's
+records, which carry their own storage records; the multilingual and per-language calibrations are in the claims
+table). Computes the report's degradation table (per-language Δ bits per byte and the
 difference in differences vs English, joint cluster bootstrap over NTREX documents, 1999 resamples, seed 0) with
 :func:`qdstats.report.data.summarize_records`, joins the measured bits per weight, and writes one table row per
 (model, format, language) at full precision (CSV) and rounded (Markdown), and the DiD-vs-bits figure per model
@@ -31,6 +33,9 @@ def _files(model: str) -> list[Path]:
         ev = d / f"eval_{bpw.stem[len('bpw_'):]}.parquet"
         if ev.exists():
             out += [ev, bpw]
+    gptq = d / "eval_gptq_int4-g64-sym_eng.parquet"  # GPTQ calibrated on English; its storage records are inside
+    if gptq.exists():
+        out.append(gptq)
     return out
 
 

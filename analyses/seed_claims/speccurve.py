@@ -4,7 +4,9 @@
         --out analyses/seed_claims/speccurve_H1.csv
 
 Loads the claim specs from ``analyses/claims``, the records of ``analyses/records/*/`` (eval + first_token files),
-and writes one row per (claim, specification) plus a summary row per claim (full precision), and a plot next to it.
+and writes one row per (claim, specification) plus a summary row per claim (full precision), and the
+specification-curve figure next to it (same stem, ``.png``). The claims table draws the same figures for every row
+whose spec declares ``specifications:`` (``analyses/claims_table/speccurve_<family>_<model>.png``).
 Per-specification p-values are Bonferroni-adjusted over the claim's family size in the committed table.
 """
 
@@ -42,13 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{cid}: {curve.n_agree}/{curve.n_specifications} agree, robust={curve.robust}", file=sys.stderr)
     df = pd.concat(out, ignore_index=True)
     df.to_csv(args.out, index=False)
-    try:
-        from qdstats.report.plots import specification_curve_plot
+    from qdstats.report.plots import figure_png, specification_curve_plot
 
-        for cid, sub in df.groupby("claim_id", sort=False):
-            specification_curve_plot(sub, title=cid).savefig(args.out.with_name(f"{args.out.stem}_{cid}.png"), dpi=120)
-    except ImportError:
-        pass
+    png = args.out.with_suffix(".png")
+    png.write_bytes(figure_png(specification_curve_plot(df, title="Specification curves")))
+    print(f"wrote {args.out} and {png}", file=sys.stderr)
     return 0
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from qdstats.claims.engine import ClaimRow, ClaimsTable
 from qdstats.records import atomic_write_text
 
-__all__ = ["SUMMARY_BLOCK", "check_summary", "fmt", "summary_markdown", "sync_summary", "to_csv", "to_json", "to_latex",
-           "to_markdown", "write_table"]
+__all__ = ["SUMMARY_BLOCK", "check_summary", "fmt", "specification_frame", "summary_markdown", "sync_summary", "to_csv",
+           "to_json", "to_latex", "to_markdown", "write_specification_curves", "write_table"]
 
 #: Name of the generated block (``<!-- claims-summary:start -->`` ... ``<!-- claims-summary:end -->``) that
 #: :func:`sync_summary` writes into the README and ``docs/claims.md`` and :func:`check_summary` checks.
@@ -157,10 +157,54 @@ def to_latex(table: ClaimsTable, *, digits: int = 3) -> str:
     return "\n".join(rows) + "\n"
 
 
+def specification_frame(table: ClaimsTable) -> Any:
+    """Long table of every row's specification curve: ``claim_id, family, model, specification, estimate, ci_low,
+    ci_high, p_adj, min_abs_effect, verdict, row_verdict`` (full precision; empty when no spec ran a curve).
+
+    Examples
+    --------
+    >>> from qdstats.claims.engine import ClaimsTable
+    >>> specification_frame(ClaimsTable(rows=(), spec_hashes={}, records_hash="")).empty
+    True
+    """
+    import pandas as pd
+
+    cols = ["claim_id", "family", "model", "specification", "estimate", "ci_low", "ci_high", "p_adj",
+            "min_abs_effect", "verdict", "row_verdict"]
+    out = [{"claim_id": r.claim_id, "family": r.family, "model": r.model, "specification": name,
+            **{k: v.get(k) for k in ("estimate", "ci_low", "ci_high", "p_adj", "min_abs_effect", "verdict")},
+            "row_verdict": r.verdict}
+           for r in table.rows for name, v in ((r.details or {}).get("specifications") or {}).items()]
+    df = pd.DataFrame(out, columns=cols)
+    for c in ("estimate", "ci_low", "ci_high", "p_adj", "min_abs_effect"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df
+
+
+def write_specification_curves(table: ClaimsTable, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """One specification-curve figure per (family, model) whose rows ran a curve:
+    ``speccurve_<family>_<model>.png`` (:func:`qdstats.report.plots.specification_curve_plot`); returns the paths."""
+    from qdstats.records import atomic_path
+    from qdstats.report.plots import figure_png, specification_curve_plot
+
+    frame = specification_frame(table)
+    paths: dict[str, Path] = {}
+    for (family, model), sub in frame.groupby(["family", frame["model"].fillna("all")], sort=False):
+        name = f"speccurve_{family}_{model}".replace("/", "_").replace(" ", "_")
+        fig = specification_curve_plot(sub, title=f"{family} ({model}): every pre-declared specification",
+                                       unit="estimate (own unit)")
+        path = Path(out_dir) / f"{name}.png"
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(figure_png(fig))
+        paths[name] = path
+    return paths
+
+
 def write_table(
     table: ClaimsTable, out_dir: str | os.PathLike[str], *, digits: int = 3, commands: Sequence[str] = ()
 ) -> dict[str, Path]:
-    """Write ``claims_table.{json,csv,md,tex}`` into ``out_dir`` (atomically); returns the paths.
+    """Write ``claims_table.{json,csv,md,tex}`` into ``out_dir`` (atomically), and the specification-curve figures
+    (:func:`write_specification_curves`) where specs ran a curve; returns the paths.
 
     ``commands`` are listed at the end of the Markdown file.
     """
@@ -172,7 +216,8 @@ def write_table(
         "md": (d / "claims_table.md", to_markdown(table, digits=digits, commands=commands)),
         "tex": (d / "claims_table.tex", to_latex(table, digits=digits)),
     }
-    return {k: atomic_write_text(p, text) for k, (p, text) in outputs.items()}
+    paths = {k: atomic_write_text(p, text) for k, (p, text) in outputs.items()}
+    return {**paths, **write_specification_curves(table, d)}
 
 
 def summary_markdown(table: ClaimsTable, *, digits: int = 3) -> str:

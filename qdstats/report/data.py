@@ -231,8 +231,12 @@ def format_family(scheme: str) -> str:
     --------
     >>> format_family("gguf-q4_0"), format_family("gguf-q4_k_m"), format_family("int4-g64-sym")
     ('GGUF blocks (gguf-py)', 'llama.cpp k-quants', 'round-to-nearest')
+    >>> format_family("int4-g64-sym-gptq")  # qdmodels.compress.gptq.gptq_scheme_key: the grid, then '-gptq'
+    'GPTQ-style'
     """
     k = str(scheme).lower()
+    if k.endswith("-gptq"):
+        return "GPTQ-style"
     return next((fam for prefix, fam in FORMAT_FAMILIES if k.startswith(prefix)), "other")
 
 

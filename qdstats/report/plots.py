@@ -20,7 +20,7 @@ from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 __all__ = ["alignment_scatter", "bitwidth_ladder", "damage_scatter", "did_forest", "did_vs_bits", "figure_png", "forest_plot",
-           "premium_bars", "sensitivity_heatmap"]
+           "premium_bars", "sensitivity_heatmap", "specification_curve_plot"]
 
 _REF_COLOR = "#d95f02"
 _EST_COLOR = "#1b6ca8"
@@ -640,6 +640,105 @@ def did_vs_bits(
             legend.setdefault(lab, h)
     fig.legend(list(legend.values()), list(legend), loc="outside right upper", fontsize=7, title="format family",
                title_fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+#: Marker colour of a specification's verdict in :func:`specification_curve_plot`.
+VERDICT_COLORS: dict[str, str] = {"supported": "#1b9e77", "not_supported": "#7570b3", "inconclusive": "#e6ab02",
+                                  "insufficient_data": "#999999", "error": "#000000"}
+
+
+def specification_curve_plot(
+    frame: pd.DataFrame,
+    *,
+    claim: str = "claim_id",
+    primary: str = "bits_per_byte/first_in",
+    unit: str = "effect",
+    title: str | None = None,
+) -> Figure:
+    """Specification curve: per claim, the estimate and CI under each pre-declared specification, sorted by estimate,
+    coloured by the verdict that specification gives.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long table, one row per (claim, specification): columns ``claim`` (the panel), ``specification``,
+        ``estimate``, ``ci_low``, ``ci_high`` and ``verdict``
+        (:func:`qdstats.claims.render.specification_frame` of a claims table, or
+        ``SpecificationCurve.to_frame()`` with a claim column). A ``summary`` row is ignored.
+    claim : str, default 'claim_id'
+        Column naming the panels.
+    primary : str, default 'bits_per_byte/first_in'
+        The specification of the table's own row (drawn with a ring, ``gid='primary:<claim>'``).
+    unit : str, default 'effect'
+        Y-axis label (the units differ across specifications; each keeps its own scale).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Per panel a dashed zero line (``gid='zero-line'``), CI bars and one point per specification
+        (``gid='spec:<claim>'``, x = rank by estimate, y = estimate), x tick labels = the specifications.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``frame`` is not a DataFrame, lacks a column or has no specification row.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"claim_id": ["H1.x"] * 2, "specification": ["bits_per_byte/first_in", "bits_per_char/first_in"],
+    ...                   "estimate": [0.01, 0.02], "ci_low": [-0.01, 0.005], "ci_high": [0.03, 0.035],
+    ...                   "verdict": ["inconclusive", "supported"]})
+    >>> fig = specification_curve_plot(f)
+    >>> [len(c.get_offsets()) for c in fig.axes[0].collections if c.get_gid() == "spec:H1.x"]
+    [2]
+    """
+    _need_columns(frame, [claim, "specification", "estimate", "ci_low", "ci_high", "verdict"], "frame")
+    t = frame[frame["specification"] != "summary"]
+    if t.empty:
+        raise ValueError("`frame` has no specification row.")
+    claims = list(dict.fromkeys(t[claim].astype(str)))
+    ncol = min(4, len(claims))
+    nrow = math.ceil(len(claims) / ncol)
+    n_spec = int(t.groupby(claim)["specification"].count().max())
+    fig = _new_figure(max(3.2, 0.32 * n_spec + 1.2) * ncol + 1.6, 3.0 * nrow + 0.8)
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(claims):
+            ax.set_visible(False)
+            continue
+        c = claims[k]
+        sub = t[t[claim].astype(str) == c].copy()
+        sub["_e"] = pd.to_numeric(sub["estimate"], errors="coerce")
+        sub = sub.sort_values("_e", kind="stable", na_position="last")
+        x = np.arange(len(sub))
+        y = sub["_e"].to_numpy(float)
+        lo = pd.to_numeric(sub["ci_low"], errors="coerce").to_numpy(float)
+        hi = pd.to_numeric(sub["ci_high"], errors="coerce").to_numpy(float)
+        ax.axhline(0.0, color="0.4", lw=0.8, ls="--", gid="zero-line")
+        err = np.vstack([y - lo, hi - y])
+        ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none", ecolor="0.5", lw=0.8, capsize=2)
+        colors = [VERDICT_COLORS.get(str(v), "#000000") for v in sub["verdict"]]
+        ax.scatter(x, y, c=colors, s=22, zorder=3, gid=f"spec:{c}")
+        is_primary = (sub["specification"] == primary).to_numpy()
+        if is_primary.any():
+            ax.scatter(x[is_primary], y[is_primary], s=70, facecolors="none", edgecolors="k", lw=1.0, zorder=4,
+                       gid=f"primary:{c}")
+        ax.set_xticks(x, [str(s).replace("/", "\n") for s in sub["specification"]], rotation=90, fontsize=6)
+        ax.set_title(c, fontsize=8)
+        if k % ncol == 0:
+            ax.set_ylabel(unit, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    from matplotlib.lines import Line2D
+
+    present = [v for v in VERDICT_COLORS if v in set(t["verdict"].astype(str))]
+    handles = [Line2D([], [], ls="", marker="o", color=VERDICT_COLORS[v], label=v) for v in present]
+    handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="k", ms=8, label=f"primary ({primary})"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7, title="verdict", title_fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -64,6 +64,36 @@ def test_write_table_writes_four_files(table, tmp_path):
     assert all(p.stat().st_size > 0 for p in paths.values())
 
 
+def test_specification_curves_are_drawn_from_the_rows(table, tmp_path):
+    """Rows with a specification curve get one figure per (family, model); the points drawn are the stored
+    estimates sorted, coloured by each specification's verdict; rows without a curve draw nothing."""
+    from qdstats.claims.render import specification_frame
+    from qdstats.report.plots import VERDICT_COLORS, specification_curve_plot
+
+    specs = {"bits_per_byte/first_in": {"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03, "p_adj": 0.01,
+                                        "min_abs_effect": 0.01, "verdict": "supported"},
+             "bits_per_sentence/first_in": {"estimate": -0.5, "ci_low": -1.0, "ci_high": 0.1, "p_adj": 0.4,
+                                            "min_abs_effect": 0.2, "verdict": "inconclusive"}}
+    row = table.rows[0].model_copy(update={"details": {**table.rows[0].details, "specifications": specs},
+                                           "model": "m1"})
+    curved = table.model_copy(update={"rows": (row, *table.rows[1:])})
+    frame = specification_frame(curved)
+    assert list(frame["specification"]) == list(specs) and set(frame["claim_id"]) == {row.claim_id}
+    assert frame["estimate"].tolist() == [0.02, -0.5]
+    fig = specification_curve_plot(frame)
+    (pts,) = [c for c in fig.axes[0].collections if c.get_gid() == f"spec:{row.claim_id}"]
+    assert pts.get_offsets()[:, 1].tolist() == [-0.5, 0.02]  # sorted by estimate
+    from matplotlib.colors import to_rgba
+
+    assert [tuple(c) for c in pts.get_facecolors()] == [to_rgba(VERDICT_COLORS["inconclusive"]),
+                                                        to_rgba(VERDICT_COLORS["supported"])]
+    paths = write_table(curved, tmp_path / "out")
+    assert paths[f"speccurve_{row.family}_m1"].name == f"speccurve_{row.family}_m1.png"
+    assert paths[f"speccurve_{row.family}_m1"].read_bytes()[:4] == b"\x89PNG"
+    assert specification_frame(table).empty and not any(p.suffix == ".png" for p in write_table(
+        table, tmp_path / "plain").values())
+
+
 def test_summary_counts_verdicts_per_family_from_the_table(table):
     from qdstats.claims.render import summary_markdown
 

@@ -160,6 +160,8 @@ def test_storage_table_and_did_vs_bits_lines_equal_the_tables():
         assert_allclose(line.get_xdata(), want["bits_per_weight"], rtol=0)
         assert_allclose(line.get_ydata(), want["did"], rtol=0)
     assert rd.format_family("gguf-q4_k_m") == "llama.cpp k-quants" and rd.format_family("bnb-nf4") == "bitsandbytes"
+    # GPTQ keys are the grid's key plus '-gptq' (qdmodels.compress.gptq.gptq_scheme_key): not round-to-nearest
+    assert rd.format_family("int4-g64-sym-gptq") == "GPTQ-style" and rd.format_family("int4-g64-sym") == "round-to-nearest"
     assert rd.storage_table(make_eval_records(n_items=4, n_docs=2))[0] is None
     whole = plots.did_vs_bits(merged, reference="eng_Latn")  # default x: the whole model's bits per weight
     (line,) = [ln for ln in whole.axes[0].lines if ln.get_gid() == "family:round-to-nearest"]
