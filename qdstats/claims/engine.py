@@ -70,7 +70,7 @@ __all__ = [
     "load_record_files",
 ]
 
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3  # 3: grade rules dropped_observations and single_calibration_draw
 Verdict = Literal["supported", "not_supported", "inconclusive", "insufficient_data", "error"]
 VERDICTS: tuple[str, ...] = ("supported", "not_supported", "inconclusive", "insufficient_data", "error")
 _EVIDENCE_ORDER = ("measured", "literature", "simulated")
@@ -427,6 +427,18 @@ def _evidence_scope(data: pd.DataFrame, params: Any) -> pd.DataFrame:
     return df
 
 
+def _calibration_draws(scope: pd.DataFrame) -> int | None:
+    """Fewest distinct ``condition.calib_seed`` values of any calibration set (``condition.calibration``) in the
+    evidence; None when no record carries a calibration seed (the grade rule ``single_calibration_draw``)."""
+    if "condition.calib_seed" not in scope.columns:
+        return None
+    cal = scope[scope["condition.calib_seed"].notna()]
+    if cal.empty:
+        return None
+    key = cal["condition.calibration"].astype(str) if "condition.calibration" in cal.columns else "all"
+    return int(cal.groupby(key)["condition.calib_seed"].nunique().min())
+
+
 # ----------------------------------------------------------------------------- build
 def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
     """Select, test and describe one claim (never raises)."""
@@ -488,6 +500,9 @@ def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
             estimate=_num(res.estimate), statistic_name=res.statistic_name, statistic=_num(res.statistic),
             df=_num(res.df), p=_num(res.pvalue), details=_jsonable(res.details),
         )
+        draws = _calibration_draws(scope)
+        if draws is not None:
+            out["details"] = {**out["details"], "n_calibration_draws": draws}
         if res.ci is not None:
             out.update(ci_low=_num(res.ci.low), ci_high=_num(res.ci.high), ci_level=res.ci.level, ci_method=res.ci.method)
         out["warnings"] = tuple(msgs + wl)

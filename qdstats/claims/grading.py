@@ -22,6 +22,7 @@ __all__ = [
     "GRADES",
     "LANGUAGE_THRESHOLD",
     "RULES",
+    "DROPPED_THRESHOLD",
     "SMALL_N_THRESHOLD",
     "VIF_THRESHOLD",
     "GradeInput",
@@ -34,6 +35,10 @@ GRADES = ("A", "B", "C", "D")
 LANGUAGE_THRESHOLD = 10
 SMALL_N_THRESHOLD = 30
 VIF_THRESHOLD = 5.0
+#: A row whose notes say that more than this fraction of its observations were left out loses a grade.
+DROPPED_THRESHOLD = 0.10
+#: "12 of 400 (model, language, item) rows ... left out", "3 of 50 observations ... were dropped", ...
+_DROP_NOTE = re.compile(r"\b(\d+) of (\d+)\b.*?\b(left out|dropped|omitted|excluded)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class GradeInput:
     robust : bool or None
         From the specification curve (spec key ``specifications``): False when at least one pre-declared unit of
         damage gives another verdict; None when no curve was run.
+
+    ``details`` may also carry ``dropped_fraction`` (a test's own count of left-out observations) and
+    ``n_calibration_draws`` (added by the engine: the fewest calibration seeds of any calibration set in the
+    evidence, when the records carry ``condition.calib_seed``).
     """
 
     n: int
@@ -90,9 +99,41 @@ COVERED_WARNING_PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 
 
+def dropped_fraction(message: str) -> float | None:
+    """The fraction a note such as "12 of 400 rows ... were left out" reports, or None for other messages.
+
+    Examples
+    --------
+    >>> dropped_fraction("12 of 400 (model, language, item) rows lack a value under one of ... and were left out.")
+    0.03
+    >>> dropped_fraction("only 2 languages (< 10)") is None
+    True
+    """
+    m = _DROP_NOTE.search(message)
+    if m is None or int(m.group(2)) == 0:
+        return None
+    return int(m.group(1)) / int(m.group(2))
+
+
+def _max_dropped(inp: GradeInput) -> float:
+    """The largest dropped fraction among the row's notes and ``details['dropped_fraction']`` (0 when none)."""
+    fr = [f for f in (dropped_fraction(w) for w in inp.warnings) if f is not None]
+    d = inp.details.get("dropped_fraction")
+    if isinstance(d, (int, float)) and d == d:
+        fr.append(float(d))
+    return max(fr, default=0.0)
+
+
 def uncovered_warnings(warnings: tuple[str, ...]) -> tuple[str, ...]:
-    """Warnings not already counted by another rule (see ``COVERED_WARNING_PATTERNS``)."""
-    return tuple(w for w in warnings if not any(p.search(w) for p in COVERED_WARNING_PATTERNS))
+    """Warnings not already counted by another rule (see ``COVERED_WARNING_PATTERNS``; notes of more than
+    ``DROPPED_THRESHOLD`` dropped observations are counted by ``dropped_observations``)."""
+    return tuple(w for w in warnings if not any(p.search(w) for p in COVERED_WARNING_PATTERNS)
+                 and not (dropped_fraction(w) or 0.0) > DROPPED_THRESHOLD)
+
+
+def _single_calibration_draw(inp: GradeInput) -> bool:
+    n = inp.details.get("n_calibration_draws")
+    return isinstance(n, int) and n < 2
 
 
 def _mixed_fit_problem(inp: GradeInput) -> bool:
@@ -131,6 +172,16 @@ RULES: tuple[GradeRule, ...] = (
               "(spec key `specifications`)",
               "the conclusion depends on how damage is counted (issue 15: per byte vs per sentence)",
               lambda i: i.robust is False),
+    GradeRule("dropped_observations", 1, f"the row's notes say that more than {DROPPED_THRESHOLD:.0%} of its observations "
+              "were left out (missing conditions, undefined values)",
+              "the tested units are a selection of the measured ones; the result may not hold for the rest "
+              "(issue 15: 67% of Hebrew words dropped by boundary F1)",
+              lambda i: _max_dropped(i) > DROPPED_THRESHOLD),
+    GradeRule("single_calibration_draw", 1, "the evidence comes from a calibrated quantizer (records with `calib_seed`) "
+              "measured under one calibration draw per calibration set",
+              "GPTQ-style results vary with the calibration sample; one draw cannot separate the method from the draw "
+              "(issue 15)",
+              _single_calibration_draw),
     GradeRule("warnings", 1, "the row carries warnings (degenerate data, small samples, failed records), "
               "other than notes on the number of languages (counted by `few_languages`)",
               "something in the computation needs a reader's attention",

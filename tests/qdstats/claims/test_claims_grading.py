@@ -31,6 +31,11 @@ def test_clean_claim_is_A():
         ({"details": {"max_vif": 5.5}}, "collinearity", "B"),
         ({"selection_split": "test"}, "selection_not_separated", "C"),
         ({"warnings": ("constant input",)}, "warnings", "B"),
+        # more than 10% left out: counted once, as dropped_observations (not also as a warning)
+        ({"warnings": ("41 of 400 (model, language, item) rows lack a value under one of `params.a`, `params.b` "
+                       "and were left out.",)}, "dropped_observations", "B"),
+        ({"details": {"dropped_fraction": 0.67}}, "dropped_observations", "B"),
+        ({"details": {"n_calibration_draws": 1}}, "single_calibration_draw", "B"),
     ],
 )
 def test_each_rule_fires(change, rule, grade):
@@ -43,6 +48,13 @@ def test_rules_do_not_fire_at_thresholds():
     assert grade_claim(inp, "inconclusive") == ("A", ())
 
 
+def test_small_drops_are_warnings_and_draws_suffice():
+    """At or below 10% left out, a drop note is an ordinary warning; 5 calibration draws are enough."""
+    note = "40 of 400 (model, language, item) rows lack a value under one of `params.a` and were left out."
+    assert grade_claim(replace(CLEAN, warnings=(note,)), "supported") == ("B", ("warnings",))
+    assert grade_claim(replace(CLEAN, details={"n_calibration_draws": 5, "dropped_fraction": 0.1}), "supported") == ("A", ())
+
+
 def test_language_count_warning_is_not_counted_twice():
     inp = replace(CLEAN, n_languages=8,
                   warnings=("only 8 languages (< 10): cross-language comparisons of differences in differences rest on few languages.",))
@@ -50,7 +62,8 @@ def test_language_count_warning_is_not_counted_twice():
 
 
 def test_floor_is_D():
-    inp = GradeInput(n=5, n_languages=1, n_models=1, details={"singular": True, "max_vif": 40}, warnings=("w",),
+    inp = GradeInput(n=5, n_languages=1, n_models=1, details={"singular": True, "max_vif": 40, "dropped_fraction": 0.5,
+                                                               "n_calibration_draws": 1}, warnings=("w",),
                      selection_split="test", test_split="test", evidence="measured", robust=False)
     g, reasons = grade_claim(inp, "supported")
     assert g == "D" and len(reasons) == len(RULES)

@@ -417,3 +417,15 @@ def test_protection_vs_random_few_draws_and_no_advantage():
     one = [r for r in recs if r.condition.get("selection_seed") not in (1, 2, 3)]
     row = _row(spec_dict(test="protection_vs_random", params=_VS, decision={"alpha": 0.05, "min_n": 20}), one)
     assert row.verdict == "insufficient_data" and "at least 2" in row.message
+
+
+def test_engine_counts_calibration_draws_for_the_grade():
+    """Records of a calibrated quantizer (condition.calib_seed) with one draw: the row says so and loses a grade;
+    records without a calibration seed get no such count."""
+    recs = bpb_records(effects={"eng_Latn": 0.0, "heb_Hebr": 0.1}, n_items=40, seed=12)
+    plain = _row(spec_dict(), recs)
+    assert "n_calibration_draws" not in plain.details and "single_calibration_draw" not in plain.grade_reasons
+    cal = [r.model_copy(update={"condition": {**r.condition, "calibration": "eng", "calib_seed": 0}})
+           if r.condition["scheme"] == "int4" else r for r in recs]
+    row = _row(spec_dict(), cal)
+    assert row.details["n_calibration_draws"] == 1 and "single_calibration_draw" in row.grade_reasons
