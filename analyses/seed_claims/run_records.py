@@ -16,20 +16,29 @@ exists, so an interrupted run resumes where it stopped):
 ``sweep=int4-g64-sym@test`` / ``sweep=int4-g64-sym@dev``
     Single-layer sensitivity sweep (``qdmodels.eval.sensitivity.sweep_layers``, prefix-cached) on the test items (H3)
     or on the dev items (selection for H4). Resumable per (layer, language) unit.
-``protect=int4-g64-sym@k3``
-    H4: the k layers with the largest mean dev-split sensitivity over languages (from the ``@dev`` sweep, the
-    same rule as ``search_protection(method='topk')``) are kept in full precision; the plan is evaluated on the
-    test items. Needs the dev sweep and the unprotected test step.
+``protect=int4-g64-sym@k3`` / ``@k3:disparity`` / ``@k3:random7``
+    H4: k layers are kept in full precision and the plan is evaluated on the test items. The rule picks them:
+    ``mean`` (the default, no suffix) the k layers with the largest mean dev-split sensitivity over all languages
+    English included (from the ``@dev`` sweep, the rule of ``search_protection(method='topk')``); ``disparity`` the
+    k layers with the largest mean dev-split excess over English (language's Δ minus English's, averaged over the
+    other languages); ``random<seed>`` k layers drawn uniformly without replacement with that seed (the control at
+    matched bits per weight: every decoder layer has the same weights). Records carry ``protect_k``,
+    ``selection_rule`` (``disparity``/``random``; absent for ``mean``) and ``selection_seed`` (the first records,
+    ``eval_protect_int4-g64-sym_k3``, predate these keys and have none of them), and, for a model loaded from a
+    GGUF file, the protected layers' source types (``attributes['source_gguf_types']``).
+    Needs the dev sweep (not for random draws).
 ``bpw=int4-g64-sym``
     Only the storage cost (``quant.model_bits_per_weight``) of the unprotected scheme, for H4's cost column.
 ``gptq=int4-g64-sym@eng`` / ``@multi`` / ``@target``
     W2: GPTQ-style calibrated quantization (``qdmodels.compress.gptq``) with calibration text from ``dataset_build``
     (never NTREX test): English only, the eight languages balanced, or for each language a model calibrated on
-    that language's own text (English's target model is calibrated on English).
+    that language's own text (English's target model is calibrated on English). ``--calib-seed N`` draws other
+    calibration sequences and ``--gptq-percdamp p`` changes the dampening (file names get ``_seed<N>`` /
+    ``_damp<p>``; the records carry ``calib_seed`` and ``percdamp``), so W2 can be repeated over draws.
 
 Sentences: the NTREX test split (documents alternately assigned to dev/test by ``DOCUMENT_IDS.tsv`` order),
 ``--per-language`` lines spread evenly over the split (every k-th line, so every test document contributes), the
-same lines in every language; dev steps use ``--dev-per-language`` lines of the dev split chosen the same way.
+same lines in every language (``--subset N``: N of those lines, spread the same way, for cheap controls); dev steps use ``--dev-per-language`` lines of the dev split chosen the same way.
 Records keep ``eval.bits_per_byte``, ``eval.nll_sum``, ``eval.n_tokens`` and ``eval.n_bytes`` (the other
 per-sentence quantities are derivable) and are stored as Parquet to keep the repository small.
 Set ``QD_FIXED_TIMESTAMP`` to make provenance timestamps reproducible.
@@ -103,14 +112,73 @@ def eval_step(lm: Any, items: dict[str, list[Any]], cond: dict[str, Any], apply:
     return recs
 
 
+def dev_sensitivity(dev_file: Path, langs: list[str], step: str) -> dict[int, dict[str, float]]:
+    """Layer -> {language: dev Δ bits per byte} from the single-layer dev sweep; complete or an error."""
+    from qdstats.records import read_records
+
+    if not dev_file.exists():
+        raise SystemExit(f"{step}: run the dev sweep step first (missing {dev_file})")
+    by_layer: dict[int, dict[str, float]] = {}
+    for r in read_records(dev_file):
+        if getattr(r, "quantity", None) == "sens.delta_bits_per_byte":
+            by_layer.setdefault(int(str(r.condition["sites"]).split(".")[1]), {})[r.language] = r.value
+    if {frozenset(v) for v in by_layer.values()} != {frozenset(langs)}:
+        raise SystemExit(f"{step}: the dev sweep in {dev_file} does not cover every layer in every language")
+    return by_layer
+
+
+def protection_plan(lm: Any, dev_file: Path, k: int, rule: str, *, langs: list[str], step: str,
+                    reference: str = "eng_Latn") -> tuple[Any, dict[str, Any]]:
+    """The k layers ``rule`` picks (see the module docstring) and the condition keys that say how."""
+    import numpy as np
+
+    from qdmodels.compress.scheme import ProtectionPlan
+    from qdmodels.models.blocks import decoder_layers
+
+    n_layers = len(decoder_layers(lm.model))
+    if not 1 <= k <= n_layers:
+        raise SystemExit(f"{step}: k must be between 1 and the number of decoder layers ({n_layers}); got {k}")
+    if rule.startswith("random"):
+        seed = int(rule[len("random"):] or 0)
+        layers = np.random.default_rng(seed).choice(n_layers, size=k, replace=False)
+        sel: dict[str, Any] = {"selection_rule": "random", "selection_seed": seed}
+    elif rule in ("mean", "disparity"):
+        sens = dev_sensitivity(dev_file, langs, step)
+        if rule == "mean":
+            score = {layer: float(np.mean(list(v.values()))) for layer, v in sens.items()}
+            sel = {"selection_split": "dev"}
+        else:
+            score = {layer: float(np.mean([d - v[reference] for lang, d in v.items() if lang != reference]))
+                     for layer, v in sens.items()}
+            sel = {"selection_split": "dev", "selection_rule": "disparity"}
+        layers = sorted(score, key=lambda layer: (-score[layer], layer))[:k]
+    else:
+        raise SystemExit(f"{step}: the selection rule must be 'mean', 'disparity' or 'random<seed>'; got {rule!r}")
+    plan = ProtectionPlan(layers=tuple(sorted(int(x) for x in layers)))
+    print(f"{step}: protecting layers {plan.layers} (rule {rule})", file=sys.stderr)
+    return plan, sel
+
+
+def with_source_types(lm: Any, recs: list[Any], plan: Any) -> list[Any]:
+    """Records annotated with the protected layers' types in the source GGUF file (unchanged for other models)."""
+    from qdmodels.compress.gguf_files import describe_layer_source_types, site_source_types
+
+    desc = describe_layer_source_types(site_source_types(lm), plan.layers)
+    if desc is None:
+        return recs
+    return [r.model_copy(update={"attributes": {**r.attributes, "source_gguf_types": desc}}) for r in recs]
+
+
 def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> None:
     from qdmodels.compress.pruning import PruneSpec, compressed
-    from qdmodels.compress.scheme import ProtectionPlan, QuantScheme
     from qdmodels.compress.rtn import quantized
-    from qdstats.records import read_parquet, read_records, write_parquet
+    from qdmodels.compress.scheme import QuantScheme
+    from qdstats.records import read_parquet, write_parquet
 
     base = {"scheme": "fp32", "protect": "none", "prune": "none"}
     test = load_items("test", args.per_language, args.langs)
+    if args.subset:  # a subset of the same test items (cheap controls such as the random-k draws)
+        test = {lang: spread(its, args.subset) for lang, its in test.items()}
     extra: list[Any] = []
     if step.startswith("sweep="):
         from qdmodels.eval.sensitivity import sweep_layers
@@ -130,7 +198,11 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         write_parquet(path, extra)
         print(f"{step}: {len(extra)} quant records -> {path}", file=sys.stderr)
         return
-    path = out_dir / f"eval_{slug(step)}.parquet"
+    suffix = f"_n{args.subset}" if args.subset else ""
+    if step.startswith("gptq="):  # other calibration draws / dampening than the first records' get their own files
+        suffix = (f"_seed{args.calib_seed}" if args.calib_seed else "") + (
+            f"_damp{args.gptq_percdamp:g}" if args.gptq_percdamp != 0.1 else "") + suffix
+    path = out_dir / f"eval_{slug(step)}{suffix}.parquet"
     if path.exists():
         print(f"{step}: already done ({path})", file=sys.stderr)
         return
@@ -138,26 +210,19 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         recs = eval_step(lm, test, base, None, args.batch_size, extra)
     elif step.startswith("protect="):
         scheme, kk = step[len("protect="):].split("@k")
-        k = int(kk)
-        dev_file = out_dir / f"{slug('sweep=' + scheme + '@dev')}.jsonl"
-        if not dev_file.exists():
-            raise SystemExit(f"{step}: run the step sweep={scheme}@dev first (missing {dev_file})")
-        by_layer: dict[int, list[float]] = {}
-        for r in read_records(dev_file):
-            if getattr(r, "quantity", None) == "sens.delta_bits_per_byte":
-                by_layer.setdefault(int(str(r.condition["sites"]).split(".")[1]), []).append(r.value)
-        n_langs = {len(v) for v in by_layer.values()}
-        if n_langs != {len(args.langs)}:
-            raise SystemExit(f"{step}: the dev sweep is incomplete ({n_langs} languages per layer)")
-        ranked = sorted(by_layer, key=lambda layer: -sum(by_layer[layer]) / len(by_layer[layer]))
-        plan = ProtectionPlan(layers=tuple(sorted(ranked[:k])))
-        print(f"{step}: protecting layers {plan.layers} (top-{k} mean dev Δbpb)", file=sys.stderr)
+        k, _, rule = kk.partition(":")
         sch = QuantScheme.parse(scheme)
-        cond = {**base, "scheme": sch.key, "protect": plan.key, "selection_split": "dev"}
+        plan, sel = protection_plan(lm, out_dir / f"{slug('sweep=' + scheme + '@dev')}.jsonl", int(k), rule or "mean",
+                                    langs=args.langs, step=step)
+        cond = {**base, "scheme": sch.key, "protect": plan.key, "protect_k": int(k), **sel}
         recs = eval_step(lm, test, cond, lambda m: quantized(m, sch, plan=plan), args.batch_size, extra)
+        recs = with_source_types(lm, recs, plan)
     elif step.startswith("gptq="):
+        from qdmodels.compress.calibration_sets import (
+            build_calibration,
+            calibration_pool,
+        )
         from qdmodels.compress.gptq import gptq_quantized, gptq_scheme_key
-        from qdmodels.compress.calibration_sets import build_calibration, calibration_pool
 
         scheme, comp = step[len("gptq="):].split("@")
         sch = QuantScheme.parse(scheme)
@@ -177,11 +242,11 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
             n_extra = len(extra)
             if comp == "target":
                 cal = build_calibration(lm.tokenizer, pool, composition="target", target=target,
-                                        n_sequences=args.calib_sequences, seq_len=args.calib_len, seed=0)
+                                        n_sequences=args.calib_sequences, seq_len=args.calib_len, seed=args.calib_seed)
                 items = {target: test[target]}
             else:
                 cal = build_calibration(lm.tokenizer, pool, composition=comp, languages=args.langs if comp == "multi" else None,
-                                        n_sequences=args.calib_sequences, seq_len=args.calib_len, seed=0)
+                                        n_sequences=args.calib_sequences, seq_len=args.calib_len, seed=args.calib_seed)
                 items = test
             cal.check_disjoint([it for v in items.values() for it in v])
             cond = {**base, "scheme": gptq_scheme_key(sch), "method": "gptq", **cal.condition()}
@@ -217,20 +282,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--per-language", type=int, default=200)
     ap.add_argument("--dev-per-language", type=int, default=24)
+    ap.add_argument("--subset", type=int, default=0,
+                    help="evaluate only this many of the --per-language test items (spread over them, so a subset of "
+                         "the same sentences); the file name gets _n<subset>")
     ap.add_argument("--langs", default=",".join(LANGS))
     ap.add_argument("--steps", default="fp32,int4-g64-sym,int3-g64-sym")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--calib-sequences", type=int, default=64)
     ap.add_argument("--calib-len", type=int, default=256)
     ap.add_argument("--gptq-percdamp", type=float, default=0.1,
-                    help="GPTQ dampening (fraction of mean diag H); 0.1 chosen on NTREX dev, see README")
+                    help="GPTQ dampening (fraction of mean diag H); 0.1 chosen on NTREX dev, see README; files get "
+                         "_damp<p> when not 0.1")
+    ap.add_argument("--calib-seed", type=int, default=0,
+                    help="seed of the calibration draw (which dataset_build sequences); files get _seed<N> when not 0")
     ap.add_argument("--gptq-skip-positions", type=int, default=0,
                     help="leading positions of each calibration row left out of the Hessians")
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     args.langs = args.langs.split(",")
 
-    from qdmodels.cli._common import load as load_model  # also accepts tiny:<family> (smoke runs)
+    from qdmodels.cli._common import (
+        load as load_model,  # also accepts tiny:<family> (smoke runs)
+    )
 
     out_dir = args.out_dir or ROOT / "analyses" / "records" / args.model
     out_dir.mkdir(parents=True, exist_ok=True)
