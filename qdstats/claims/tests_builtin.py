@@ -691,7 +691,9 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
 
     Notes
     -----
-    The p-value treats the targeted plan as one more draw under the null that the selection is no better than
+    The comparison uses the items the random plans were measured on (a subset of the targeted plan's is fine);
+    an item missing under some draw or condition is left out with a note. The p-value treats the targeted plan as
+    one more draw under the null that the selection is no better than
     chance (a Monte Carlo randomization test), so with D draws it cannot fall below 1/(D + 1): a note says so
     when 1/(D + 1) > 0.05. The draws are the control's sample; the CI reflects both the items and the draws.
     Validated against: closed form (estimate and p by direct computation from the per-draw reductions, rtol
@@ -710,6 +712,11 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
         raise InsufficientDataError(f"`params.control` matches {len(draws)} draw(s) of {params.draw!r}; at least 2 are needed.")
     for d in draws:
         vals[f"draw:{d}"] = _level_values(ctrl[ctrl[col] == d], params.control, f"params.control ({params.draw}={d!r})")
+    # the random plans may be measured on a subset of the items (many draws are costly): that subset is the
+    # comparison's sample by design, so the other conditions are restricted to it before the join
+    measured = pd.Index(sorted({k for key, v in vals.items() if key.startswith("draw:") for k in v.index}))
+    for k in ("baseline", "before", "after"):
+        vals[k] = vals[k][vals[k].index.isin(measured)]
     j = _join(vals, "`params.baseline`, `params.before`, `params.after` and every draw of `params.control`")
     if params.reference not in set(j["language"]):
         raise InsufficientDataError(f"`params.reference` language {params.reference!r} has no paired records.")

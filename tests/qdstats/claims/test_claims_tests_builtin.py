@@ -414,6 +414,10 @@ def test_protection_vs_random_few_draws_and_no_advantage():
     row = _row(spec_dict(test="protection_vs_random", params=_VS, decision={"alpha": 0.05, "min_n": 20}), recs)
     assert row.p >= 0.2 and row.verdict != "supported"
     assert any("cannot fall below 1/5" in w for w in row.warnings)
+    # draws measured on a subset of the items: the comparison uses that subset without a "left out" note
+    sub = [r for r in recs if r.condition.get("selection_rule") != "random" or r.item_id < "s020"]
+    row = _row(spec_dict(test="protection_vs_random", params=_VS, decision={"alpha": 0.05, "min_n": 20}), sub)
+    assert row.n == 20 and not any("left out" in w for w in row.warnings)
     one = [r for r in recs if r.condition.get("selection_seed") not in (1, 2, 3)]
     row = _row(spec_dict(test="protection_vs_random", params=_VS, decision={"alpha": 0.05, "min_n": 20}), one)
     assert row.verdict == "insufficient_data" and "at least 2" in row.message
