@@ -404,7 +404,8 @@ def _unclustered_warning(wc: WarningCollector, data: Any, cluster: str | None) -
 
 def _table_warnings(wc: WarningCollector, boot: _Boot, pairs: _Paired, what: str) -> None:
     if pairs.n_dropped:
-        wc.extend([f"{pairs.n_dropped} (language, item) pair(s) with NaN omitted."])
+        total = pairs.n_dropped + len(pairs.diff)
+        wc.extend([f"{pairs.n_dropped} of {total} (language, item) pair(s) with NaN omitted."])
     if len(boot.languages) < MIN_LANGUAGES:
         wc.warn(
             f"only {len(boot.languages)} languages (< {MIN_LANGUAGES}): cross-language comparisons of {what} rest "

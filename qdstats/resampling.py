@@ -513,9 +513,10 @@ def bootstrap_ci(
         data, statistic, kind, paired, confidence_level, alternative, n_resamples, rng, nan_policy
     )
     wc = WarningCollector()
-    if n_dropped:
-        wc.extend([f"{n_dropped} observation(s) with NaN omitted."])
     sizes = [len(s) for s in samples]
+    if n_dropped:
+        kept = sizes[0] if paired and len(sizes) > 1 else sum(sizes)  # paired: n_dropped counts pairs
+        wc.extend([f"{n_dropped} of {n_dropped + kept} {'pair' if paired else 'observation'}(s) with NaN omitted."])
     n_total = sizes[0] if paired else int(sum(sizes))
     method = f"bootstrap-{kind}"
     if has_nan:
@@ -791,7 +792,7 @@ def cluster_bootstrap_ci(
     wc = WarningCollector()
     method = f"cluster-bootstrap-{kind}"
     if n_dropped:
-        wc.extend([f"{n_dropped} observation(s) with NaN omitted."])
+        wc.extend([f"{n_dropped} of {n_dropped + len(v)} observation(s) with NaN omitted."])
     if has_nan:
         wc.warn("`values` contain NaN and nan_policy='propagate': result is NaN.", DegenerateDataWarning)
         return BootstrapResult(
@@ -993,7 +994,7 @@ def paired_permutation_test(
     arrays, n_dropped, has_nan = handle_nan({"x": xa, "y": ya}, nan_policy)
     wc = WarningCollector()
     if n_dropped:
-        wc.extend([f"{n_dropped} pair(s) with NaN omitted."])
+        wc.extend([f"{n_dropped} of {len(xa)} pair(s) with NaN omitted."])
     d = arrays["x"] - arrays["y"]
     if has_nan:
         wc.warn("data contain NaN and nan_policy='propagate': result is NaN.", DegenerateDataWarning)
@@ -1087,7 +1088,7 @@ def permutation_test_two_groups(
         arr = as_1d_float(s, nm)
         arrays, dropped, hn = handle_nan({nm: arr}, nan_policy)
         if dropped:
-            wc.extend([f"{dropped} observation(s) with NaN omitted from `{nm}`."])
+            wc.extend([f"{dropped} of {len(arr)} observation(s) with NaN omitted from `{nm}`."])
         has_nan |= hn
         samples.append(arrays[nm])
     na, nb = len(samples[0]), len(samples[1])

@@ -38,7 +38,8 @@ exists, so an interrupted run resumes where it stopped):
 
 Sentences: the NTREX test split (documents alternately assigned to dev/test by ``DOCUMENT_IDS.tsv`` order),
 ``--per-language`` lines spread evenly over the split (every k-th line, so every test document contributes), the
-same lines in every language (``--subset N``: N of those lines, spread the same way, for cheap controls); dev steps use ``--dev-per-language`` lines of the dev split chosen the same way.
+same lines in every language (``--subset N``: N of those lines, spread the same way, for cheap controls; their
+records carry ``test_subset: N`` in the condition); dev steps use ``--dev-per-language`` lines of the dev split chosen the same way.
 Records keep ``eval.bits_per_byte``, ``eval.nll_sum``, ``eval.n_tokens`` and ``eval.n_bytes`` (the other
 per-sentence quantities are derivable) and are stored as Parquet to keep the repository small.
 Set ``QD_FIXED_TIMESTAMP`` to make provenance timestamps reproducible.
@@ -176,10 +177,15 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
     from qdstats.records import read_parquet, write_parquet
 
     base = {"scheme": "fp32", "protect": "none", "prune": "none"}
+    if args.subset:  # the evaluation sample is part of the design: claims tell subset records apart by this key
+        base["test_subset"] = args.subset
     test = load_items("test", args.per_language, args.langs)
     if args.subset:  # a subset of the same test items (cheap controls such as the random-k draws)
         test = {lang: spread(its, args.subset) for lang, its in test.items()}
     extra: list[Any] = []
+    if args.subset and (step.startswith(("sweep=", "bpw=")) or step == "fp32"):
+        raise SystemExit(f"{step}: --subset is for cheap controls evaluated against the full test records; the sweep, "
+                         "storage and fp32 steps always use every --per-language item")
     if step.startswith("sweep="):
         from qdmodels.eval.sensitivity import sweep_layers
 

@@ -435,7 +435,8 @@ def _calibration_draws(scope: pd.DataFrame) -> int | None:
     cal = scope[scope["condition.calib_seed"].notna()]
     if cal.empty:
         return None
-    key = cal["condition.calibration"].astype(str) if "condition.calibration" in cal.columns else "all"
+    key = (cal["condition.calibration"].astype(str) if "condition.calibration" in cal.columns
+           else pd.Series("all", index=cal.index))
     return int(cal.groupby(key)["condition.calib_seed"].nunique().min())
 
 

@@ -522,8 +522,8 @@ def _minus_reference(joined: pd.DataFrame, cols: list[str], language: str, refer
         raise InsufficientDataError(f"no item is measured in both {language!r} and the reference {reference!r}.")
     diff = (a.loc[common] - b.loc[common]).reset_index()
     if lost:
-        notes = (*notes, (f"{lost} item(s) measured in only one of {language!r} and the reference {reference!r} "
-                          "were left out of the triple difference."))
+        notes = (*notes, (f"{lost} of {lost + len(common)} item(s) measured in only one of {language!r} and the "
+                          f"reference {reference!r} were left out of the triple difference."))
     inter = {lang: float((side.loc[common, "x"] - side.loc[common, "y"]).groupby(level="item_id").mean().mean())
              for lang, side in ((language, a), (reference, b))}
     return diff, notes, {"interaction_language": inter[language], "interaction_reference": inter[reference],
@@ -644,6 +644,11 @@ class VsRandomParams(_P):
     after: Cond = Field(description="The targeted plan (selected on another split), e.g. {selection_rule: disparity, protect_k: 3}.")
     control: Cond = Field(description="The random plans at the same storage cost: one record per item and draw.")
     draw: str = Field(default="selection_seed", description="Column that tells the random draws apart (a condition key or column).")
+    pvalue: Literal["randomization", "prediction"] = Field(default="randomization", description=(
+        "'randomization': rank of the targeted plan among the draws, (1 + #{R_d >= R_t}) / (D + 1), assumption-free "
+        "but never below 1/(D + 1); 'prediction': t test of the targeted plan against the draws' distribution, "
+        "(R_t - mean R_d) / (sd R_d * sqrt(1 + 1/D)) on D - 1 degrees of freedom (assumes roughly normal draws; "
+        "not floored, so a Holm family of several rows can reach alpha with few draws)."))
     reference: str = Field(default="eng_Latn", description="Reference language.")
     model: str | None = Field(default=None, description="Restrict to one model (model_id or family).")
 
@@ -677,8 +682,10 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
     StatResult
         ``estimate`` = R(targeted) − mean over draws of R(draw), where R is the mean over items of the disparity
         reduction DiD(before) − DiD(plan) vs the reference (averaged over the other languages per item), on the
-        items measured under every plan. ``pvalue`` = (1 + #{draws with R ≥ R(targeted)}) / (1 + draws) for
-        ``alternative='greater'`` (≤ for 'less'; twice the smaller one-sided p for 'two-sided'). CI: percentile
+        items measured under every plan. ``pvalue`` (``params.pvalue='randomization'``) = (1 + #{draws with R ≥
+        R(targeted)}) / (1 + draws) for ``alternative='greater'`` (≤ for 'less'; twice the smaller one-sided p for
+        'two-sided'); with ``'prediction'``, the t test of R(targeted) against the draws' mean with the prediction
+        standard error sd · √(1 + 1/D) on D − 1 degrees of freedom (both are in ``details``). CI: percentile
         bootstrap resampling items and draws together. ``details``: ``reduction_targeted``,
         ``reduction_random_mean``/``_sd``/``_min``/``_max``, ``n_draws``, ``rank``, ``did_before``.
 
@@ -696,8 +703,8 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
     one more draw under the null that the selection is no better than
     chance (a Monte Carlo randomization test), so with D draws it cannot fall below 1/(D + 1): a note says so
     when 1/(D + 1) > 0.05. The draws are the control's sample; the CI reflects both the items and the draws.
-    Validated against: closed form (estimate and p by direct computation from the per-draw reductions, rtol
-    1e-12); planted advantage recovered.
+    Validated against: closed form (estimate and both p-values by direct computation from the per-draw
+    reductions, the prediction p with scipy.stats.t, rtol 1e-12); planted advantage recovered.
     """
     df = _pair_frame(_filter_model(_role(data, "y"), params.model))
     if df["model.model_id"].nunique() > 1:
@@ -733,7 +740,15 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
     n_draws = len(draws)
     p_greater = (1 + int(np.sum(r_d >= r_t))) / (n_draws + 1)
     p_less = (1 + int(np.sum(r_d <= r_t))) / (n_draws + 1)
-    p = {"greater": p_greater, "less": p_less}.get(ctx.alternative, min(1.0, 2 * min(p_greater, p_less)))
+    from scipy import stats as st
+
+    p_rand = {"greater": p_greater, "less": p_less}.get(ctx.alternative, min(1.0, 2 * min(p_greater, p_less)))
+    sd = float(r_d.std(ddof=1))
+    t_stat = (r_t - float(r_d.mean())) / (sd * math.sqrt(1 + 1 / n_draws)) if sd > 0 else math.nan
+    t_dist = st.t(df=n_draws - 1)
+    p_pred = {"greater": float(t_dist.sf(t_stat)), "less": float(t_dist.cdf(t_stat))}.get(
+        ctx.alternative, float(min(1.0, 2 * t_dist.sf(abs(t_stat)))))
+    p = p_rand if params.pvalue == "randomization" else p_pred
     rng = np.random.default_rng(ctx.seed)
     t = per["after"].to_numpy(dtype=float)
     m = per[draws].to_numpy(dtype=float)
@@ -746,7 +761,7 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
     lo, hi = (float(x) for x in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
     wc = WarningCollector()
     wc.extend(j.attrs["note"])
-    if 1 / (n_draws + 1) > 0.05:
+    if params.pvalue == "randomization" and 1 / (n_draws + 1) > 0.05:
         wc.extend([f"{n_draws} random draws: the randomization p cannot fall below 1/{n_draws + 1} = "
                    f"{1 / (n_draws + 1):.3f}."])
     return StatResult(
@@ -760,7 +775,10 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
                  "reduction_random_sd": float(r_d.std(ddof=1)), "reduction_random_min": float(r_d.min()),
                  "reduction_random_max": float(r_d.max()), "n_draws": n_draws,
                  "rank": int(np.sum(r_d < r_t)) + 1, "draws": [str(d) for d in draws],
-                 "pvalue_method": "Monte Carlo randomization over the random draws", "n_resamples": ctx.n_resamples,
+                 "pvalue_method": ("Monte Carlo randomization over the random draws" if params.pvalue == "randomization"
+                                   else "prediction t test against the random draws (df = draws - 1)"),
+                 "p_randomization": p_rand, "p_prediction": p_pred, "t_prediction": t_stat,
+                 "n_resamples": ctx.n_resamples,
                  "seed": ctx.seed, "did_before": float(did_before.reindex(per.index).mean()),
                  "reference": params.reference},
     )
@@ -802,7 +820,7 @@ def _dropped_note(tab: pd.DataFrame) -> tuple[str, ...]:
     if not d:
         return ()
     shown = ", ".join(d[:10]) + (" ..." if len(d) > 10 else "")
-    return (f"{len(d)} unit(s) lacking a value for some variable were left out: {shown}.",)
+    return (f"{len(d)} of {len(d) + len(tab)} unit(s) lacking a value for some variable were left out: {shown}.",)
 
 
 def _corr_test(method: str):

@@ -661,26 +661,33 @@ def specification_curve_plot(
     """Specification curve: per claim, the estimate and CI under each pre-declared specification, sorted by estimate,
     coloured by the verdict that specification gives.
 
+    The specifications count damage in different units (bits per byte, per sentence, relative change...), so where
+    every row has a positive ``min_abs_effect`` (each specification's minimum effect in its own unit) the estimates
+    and CIs are drawn in units of it: 1 is the smallest effect that specification calls relevant, and the ranks
+    compare like with like. Otherwise the raw estimates are drawn (meaningful within one unit only).
+
     Parameters
     ----------
     frame : pandas.DataFrame
         Long table, one row per (claim, specification): columns ``claim`` (the panel), ``specification``,
         ``estimate``, ``ci_low``, ``ci_high`` and ``verdict``
         (:func:`qdstats.claims.render.specification_frame` of a claims table, or
-        ``SpecificationCurve.to_frame()`` with a claim column). A ``summary`` row is ignored.
+        ``SpecificationCurve.to_frame()`` with a claim column); optional ``min_abs_effect``. A ``summary`` row is
+        ignored.
     claim : str, default 'claim_id'
         Column naming the panels.
     primary : str, default 'bits_per_byte/first_in'
         The specification of the table's own row (drawn with a ring, ``gid='primary:<claim>'``).
     unit : str, default 'effect'
-        Y-axis label (the units differ across specifications; each keeps its own scale).
+        Y-axis label when the estimates are drawn raw.
     title : str, optional
 
     Returns
     -------
     matplotlib.figure.Figure
         Per panel a dashed zero line (``gid='zero-line'``), CI bars and one point per specification
-        (``gid='spec:<claim>'``, x = rank by estimate, y = estimate), x tick labels = the specifications.
+        (``gid='spec:<claim>'``, x = rank, y = estimate / min_abs_effect or the estimate), dotted lines at ±1
+        (``gid='min-effect'``) when scaled, x tick labels = the specifications.
 
     Raises
     ------
@@ -701,6 +708,10 @@ def specification_curve_plot(
     t = frame[frame["specification"] != "summary"]
     if t.empty:
         raise ValueError("`frame` has no specification row.")
+    mae = pd.to_numeric(t["min_abs_effect"], errors="coerce") if "min_abs_effect" in t.columns else None
+    scaled = mae is not None and bool(np.all(np.isfinite(mae.to_numpy(float)) & (mae.to_numpy(float) > 0)))
+    if scaled:
+        t = t.assign(**{c: pd.to_numeric(t[c], errors="coerce") / mae for c in ("estimate", "ci_low", "ci_high")})
     claims = list(dict.fromkeys(t[claim].astype(str)))
     ncol = min(4, len(claims))
     nrow = math.ceil(len(claims) / ncol)
@@ -720,6 +731,9 @@ def specification_curve_plot(
         lo = pd.to_numeric(sub["ci_low"], errors="coerce").to_numpy(float)
         hi = pd.to_numeric(sub["ci_high"], errors="coerce").to_numpy(float)
         ax.axhline(0.0, color="0.4", lw=0.8, ls="--", gid="zero-line")
+        if scaled:
+            for yy in (-1.0, 1.0):
+                ax.axhline(yy, color="0.6", lw=0.7, ls=":", gid="min-effect")
         err = np.vstack([y - lo, hi - y])
         ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none", ecolor="0.5", lw=0.8, capsize=2)
         colors = [VERDICT_COLORS.get(str(v), "#000000") for v in sub["verdict"]]
@@ -731,7 +745,7 @@ def specification_curve_plot(
         ax.set_xticks(x, [str(s).replace("/", "\n") for s in sub["specification"]], rotation=90, fontsize=6)
         ax.set_title(c, fontsize=8)
         if k % ncol == 0:
-            ax.set_ylabel(unit, fontsize=8)
+            ax.set_ylabel("estimate / minimum effect" if scaled else unit, fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
     from matplotlib.lines import Line2D
 

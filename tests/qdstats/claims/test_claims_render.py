@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from numpy.testing import assert_allclose
 from claims_synth import bpb_records, did_specs, spec_dict
 
 from qdstats.claims import (
@@ -82,7 +83,12 @@ def test_specification_curves_are_drawn_from_the_rows(table, tmp_path):
     assert frame["estimate"].tolist() == [0.02, -0.5]
     fig = specification_curve_plot(frame)
     (pts,) = [c for c in fig.axes[0].collections if c.get_gid() == f"spec:{row.claim_id}"]
-    assert pts.get_offsets()[:, 1].tolist() == [-0.5, 0.02]  # sorted by estimate
+    # in units of each specification's minimum effect (0.01 and 0.2): -2.5 and 2.0, sorted
+    assert_allclose(pts.get_offsets()[:, 1], [-0.5 / 0.2, 0.02 / 0.01], rtol=1e-12)
+    assert len([ln for ln in fig.axes[0].lines if ln.get_gid() == "min-effect"]) == 2
+    raw = specification_curve_plot(frame.drop(columns="min_abs_effect"))
+    (pts,) = [c for c in raw.axes[0].collections if c.get_gid() == f"spec:{row.claim_id}"]
+    assert pts.get_offsets()[:, 1].tolist() == [-0.5, 0.02]  # raw estimates, sorted
     from matplotlib.colors import to_rgba
 
     assert [tuple(c) for c in pts.get_facecolors()] == [to_rgba(VERDICT_COLORS["inconclusive"]),

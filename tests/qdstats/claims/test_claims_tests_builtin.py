@@ -355,7 +355,7 @@ def test_units_without_x_are_reported():
                      select={"y": {"quantity": "disparity.diff_in_diff"}, "x": {"quantity": "eval.n_tokens"}},
                      params={"x": "x"}, decision={"alpha": 0.05, "min_n": 5})
     row = _row(spec, recs)
-    assert row.n == 9 and any("1 unit(s) lacking a value" in w and synthetic_language(3) in w for w in row.warnings)
+    assert row.n == 9 and any("1 of 10 unit(s) lacking a value" in w and synthetic_language(3) in w for w in row.warnings)
 
 
 def _protection_records(*, targeted_gain: float, n_draws: int, n_items: int = 40, seed: int = 0):
@@ -407,6 +407,12 @@ def test_protection_vs_random_closed_form_and_planted():
     assert_allclose(row.details["reduction_targeted"], r_t, rtol=1e-12)
     assert row.details["n_draws"] == 19 and row.details["rank"] == 20
     assert row.verdict == "supported" and row.ci_low > 0.05  # planted advantage 0.1 - 0.02
+    t = (r_t - r_d.mean()) / (r_d.std(ddof=1) * np.sqrt(1 + 1 / 19))
+    assert_allclose(row.details["p_prediction"], st.t(df=18).sf(t), rtol=1e-12)
+    pred = _row(spec_dict(test="protection_vs_random", params={**_VS, "pvalue": "prediction"},
+                          decision={"alpha": 0.05, "min_n": 20}), recs)
+    assert_allclose(pred.p, st.t(df=18).sf(t), rtol=1e-12) and pred.p < 1 / 20  # not floored at 1/(D+1)
+    assert pred.estimate == row.estimate and not any("cannot fall below" in w for w in pred.warnings)
 
 
 def test_protection_vs_random_few_draws_and_no_advantage():
