@@ -664,7 +664,7 @@ def _did_by_item(j: pd.DataFrame, col: str, reference: str) -> pd.Series:
 
 @register_test("protection_vs_random", params=VsRandomParams, roles=("y",),
                description="Targeted protection vs random plans at the same cost: disparity reduction of the targeted "
-                           "plan minus the mean over random draws (randomization p over draws).")
+                           "plan minus the mean over random draws (randomization p over draws, or a prediction t test).")
 def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimContext) -> StatResult:
     """Does the targeted choice of layers reduce the disparity more than protecting the same number of random layers?
 
