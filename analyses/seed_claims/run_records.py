@@ -12,7 +12,9 @@ exists, so an interrupted run resumes where it stopped):
     Per-sentence evaluation at full precision or under group RTN fake quantization (H1, and the reference of
     every other claim). Quantized steps also save ``quant.model_bits_per_weight`` / ``quant.bits_per_weight``.
 ``prune=unstructured-0.5`` and ``int4-g64-sym+prune=unstructured-0.5``
-    Magnitude pruning alone and pruning followed by quantization (H6).
+    Magnitude pruning alone and pruning followed by quantization (H6); also ``2:4`` and ``wanda-0.2``
+    (activation-aware, calibrated on ``dataset_build`` text: ``--prune-calibration eng`` or ``multi``; the records
+    carry ``prune_calibration``, ``prune_calib_tokens`` and ``prune_calib_seed``).
 ``sweep=int4-g64-sym@test`` / ``sweep=int4-g64-sym@dev``
     Single-layer sensitivity sweep (``qdmodels.eval.sensitivity.sweep_layers``, prefix-cached) on the test items (H3)
     or on the dev items (selection for H4). Resumable per (layer, language) unit.
@@ -273,10 +275,21 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         sch = QuantScheme.parse(scheme) if scheme else None
         pr = PruneSpec.parse(prune) if prune else None
         cond = {**base, "scheme": sch.key if sch else "fp32", "prune": pr.key if pr else "none"}
+        cal = None
+        if pr is not None and pr.needs_calibration:  # Wanda-style: input norms from calibration text, never NTREX test
+            from qdmodels.compress.calibration_sets import build_calibration, calibration_pool
+
+            cal = build_calibration(lm.tokenizer, calibration_pool(args.langs, sources=("dataset_build",)),
+                                    composition=args.prune_calibration,
+                                    languages=args.langs if args.prune_calibration == "multi" else None,
+                                    n_sequences=args.calib_sequences, seq_len=args.calib_len, seed=args.calib_seed)
+            cal.check_disjoint([it for v in test.values() for it in v])
+            cond.update({f"prune_{k}": v for k, v in cal.condition().items()})
         if pr is None:
             recs = eval_step(lm, test, cond, lambda m: quantized(m, sch), args.batch_size, extra)
         else:
-            recs = eval_step(lm, test, cond, lambda m: compressed(m, scheme=sch, prune=pr), args.batch_size, extra)
+            recs = eval_step(lm, test, cond, lambda m: compressed(m, scheme=sch, prune=pr, calibration=cal),
+                             args.batch_size, extra)
     write_parquet(path, recs + extra)  # atomic
     for partial in path.parent.glob(f"{path.stem}.*.partial.parquet"):
         partial.unlink()
@@ -299,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gptq-percdamp", type=float, default=0.1,
                     help="GPTQ dampening (fraction of mean diag H); 0.1 chosen on NTREX dev, see README; files get "
                          "_damp<p> when not 0.1")
+    ap.add_argument("--prune-calibration", choices=("eng", "multi"), default="eng",
+                    help="calibration text of Wanda-style pruning (prune=wanda-<s>): English, as the reference "
+                         "implementation's C4, or the languages balanced")
     ap.add_argument("--calib-seed", type=int, default=0,
                     help="seed of the calibration draw (which dataset_build sequences); files get _seed<N> when not 0")
     ap.add_argument("--gptq-skip-positions", type=int, default=0,

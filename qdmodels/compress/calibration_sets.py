@@ -48,6 +48,7 @@ __all__ = [
     "CalibrationSet",
     "Composition",
     "build_calibration",
+    "calibration_ids",
     "calibration_pool",
     "check_calibration_items",
 ]
@@ -385,3 +386,29 @@ def calibration_pool(
     for lang in langs:
         check_calibration_items(out[lang])
     return out
+
+
+def calibration_ids(calibration: Any) -> tuple[torch.Tensor, str, int, int | None, str | None]:
+    """``(input_ids, key, n_tokens, seed, sha256)`` of a :class:`CalibrationSet` or of a bare int64 token tensor
+    ``(n_sequences, seq_len)`` (key ``'custom'``, no seed or hash): what calibrated compressors (GPTQ, Wanda-style
+    pruning) record about their calibration text.
+
+    Raises
+    ------
+    TypeError
+        Anything else.
+
+    Examples
+    --------
+    >>> import torch
+    >>> calibration_ids(torch.zeros(2, 4, dtype=torch.long))[1:]
+    ('custom', 8, None, None)
+    """
+    if isinstance(calibration, CalibrationSet):
+        return calibration.input_ids, calibration.key, calibration.n_tokens, calibration.seed, calibration.sha256
+    if isinstance(calibration, torch.Tensor) and calibration.ndim == 2 and not calibration.is_floating_point():
+        return calibration.long(), "custom", int(calibration.numel()), None, None
+    raise TypeError(
+        "`calibration` must be a CalibrationSet (qdmodels.compress.calibration_sets.build_calibration) or an int64 tensor "
+        f"(n_sequences, seq_len); got {type(calibration).__name__}."
+    )

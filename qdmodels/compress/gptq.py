@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import torch
 
-from qdmodels.compress.calibration_sets import CalibrationSet
+from qdmodels.compress.calibration_sets import CalibrationSet, calibration_ids
 from qdmodels.compress.conditions import EvalCondition, check_applicable
 from qdmodels.compress.restore import BackupStorage, RestoreHandle, WeightBackup
 from qdmodels.compress.rtn import fake_quantize
@@ -418,17 +418,6 @@ class GPTQReport:
 #: What the apply function returns: the report and a bit-exact restore.
 GPTQHandle = RestoreHandle
 
-def _calib_ids(calibration: Any) -> tuple[torch.Tensor, str, int, int | None, str | None]:
-    if isinstance(calibration, CalibrationSet):
-        return calibration.input_ids, calibration.key, calibration.n_tokens, calibration.seed, calibration.sha256
-    if isinstance(calibration, torch.Tensor) and calibration.ndim == 2 and not calibration.is_floating_point():
-        return calibration.long(), "custom", int(calibration.numel()), None, None
-    raise TypeError(
-        "`calibration` must be a CalibrationSet (qdmodels.compress.calibration_sets.build_calibration) or an int64 tensor "
-        f"(n_sequences, seq_len); got {type(calibration).__name__}."
-    )
-
-
 def _verify(p: torch.Tensor, layout: Any, scheme: QuantScheme, name: str) -> int:
     w = p.detach().to(torch.float32)
     w2 = w.reshape(1, -1) if w.ndim == 1 else (w.t() if layout == "in_out" else w)
@@ -582,7 +571,7 @@ def _apply_gptq_iv(
         raise TypeError(f"`act_order` must be a bool; got {act_order!r}.")
     blocksize = check_int(blocksize, "blocksize", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    ids, calib_key, calib_tokens, calib_seed, calib_sha = _calib_ids(calibration)
+    ids, calib_key, calib_tokens, calib_seed, calib_sha = calibration_ids(calibration)
     mdl = unwrap_model(model)
     smap: SiteMap = site_map(mdl)
     names = resolve_sites(smap, plan=plan, sites=sites, what="quantize")
