@@ -274,7 +274,13 @@ class SweepSpec(BaseModel):
     def _prune(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         from qdmodels.compress.pruning import PruneSpec
 
-        out = tuple("none" if k == "none" else PruneSpec.parse(k).key for k in v)
+        specs = [None if k == "none" else PruneSpec.parse(k) for k in v]
+        calibrated = [p.key for p in specs if p is not None and p.needs_calibration]
+        if calibrated:
+            raise ValueError(f"`prune` {calibrated} needs calibration text, which sweep specs do not carry yet; "
+                             "allowed: 'none', 'unstructured-<s>', 'unstructured-global-<s>', '<n>:<m>' (run "
+                             "Wanda-style pruning with analyses/seed_claims/run_records.py or the library).")
+        out = tuple("none" if p is None else p.key for p in specs)
         if len(set(out)) != len(out):
             raise ValueError(f"`prune` has duplicates: {list(v)}.")
         return out

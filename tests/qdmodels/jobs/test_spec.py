@@ -59,6 +59,11 @@ def test_prune_only_and_noop_conditions():
     assert conds == [{"scheme": "fp32", "protect": "none", "prune": "2:4"}, {"scheme": "fp32", "protect": "layers=0", "prune": "2:4"}]
 
 
+def test_calibrated_pruning_is_refused_with_the_allowed_keys():
+    with pytest.raises(ValidationError, match=r"`prune` \['wanda-0.2'\] needs calibration text.*allowed"):
+        make_spec(schemes=["fp32"], prune=["none", "wanda-0.2"])
+
+
 def test_baselines_only():
     assert all(j.is_baseline for j in expand(make_spec(schemes=[], protect=["none"])))
 
