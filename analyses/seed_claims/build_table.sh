@@ -33,6 +33,19 @@ rc=$?
   echo "## The table"
   echo
   cat analyses/claims_table/claims_table.md
+  curves=(analyses/claims_table/speccurve_*.png)
+  if [[ -f "${curves[0]}" ]]; then
+    echo
+    echo "## Specification curves"
+    echo
+    echo "Each row whose spec declares \`specifications: units\` re-tested under every pre-declared unit of damage and"
+    echo "first-token rule: estimate and CI in units of that specification's minimum effect (dotted lines at ±1),"
+    echo "sorted, coloured by the verdict each specification gives; the ringed point is the table's own row."
+    for f in "${curves[@]}"; do
+      echo
+      echo "![$(basename "$f" .png)](../$f)"
+    done
+  fi
 } > docs/claims.md
 qd claims summary analyses/claims_table --sync docs/claims.md --sync README.md || rc=1
 exit $rc

@@ -37,10 +37,19 @@ def _frame(path: Path) -> tuple[pd.DataFrame, dict]:
     return ev.set_index(["language", "item_id"])["value"], {**cond, "model_bits_per_weight": bpw[0] if bpw else np.nan}
 
 
+def _frame_bpw(path: Path) -> float:
+    from qdstats.records import read_parquet
+
+    vals = [r.value for r in read_parquet(path) if r.quantity == "quant.model_bits_per_weight"] if path.exists() else []
+    return vals[0] if vals else np.nan
+
+
 def plan_rows(model: str) -> pd.DataFrame:
     d = ROOT / "analyses" / "records" / model
     fp, _ = _frame(d / "eval_fp32.parquet")
     unprot, ucond = _frame(d / "eval_int4-g64-sym.parquet")
+    if not ucond["model_bits_per_weight"] == ucond["model_bits_per_weight"]:  # storage kept in its own file
+        ucond["model_bits_per_weight"] = _frame_bpw(d / "bpw_int4-g64-sym.parquet")
     rows = []
     for f in sorted(d.glob("eval_protect_int4-g64-sym_*.parquet")):
         after, cond = _frame(f)

@@ -183,7 +183,8 @@ def specification_frame(table: ClaimsTable) -> Any:
 
 def write_specification_curves(table: ClaimsTable, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """One specification-curve figure per (family, model) whose rows ran a curve:
-    ``speccurve_<family>_<model>.png`` (:func:`qdstats.report.plots.specification_curve_plot`); returns the paths."""
+    ``speccurve_<family>_<model>.png`` (:func:`qdstats.report.plots.specification_curve_plot`); figures left in
+    ``out_dir`` by an earlier table that this one no longer draws are removed. Returns the paths."""
     from qdstats.records import atomic_path
     from qdstats.report.plots import figure_png, specification_curve_plot
 
@@ -197,6 +198,9 @@ def write_specification_curves(table: ClaimsTable, out_dir: str | os.PathLike[st
         with atomic_path(path) as tmp:
             Path(tmp).write_bytes(figure_png(fig))
         paths[name] = path
+    for old in Path(out_dir).glob("speccurve_*.png"):  # figures of rows that no longer run a curve
+        if old.stem not in paths:
+            old.unlink()
     return paths
 
 

@@ -98,6 +98,8 @@ def test_specification_curves_are_drawn_from_the_rows(table, tmp_path):
     assert paths[f"speccurve_{row.family}_m1"].read_bytes()[:4] == b"\x89PNG"
     assert specification_frame(table).empty and not any(p.suffix == ".png" for p in write_table(
         table, tmp_path / "plain").values())
+    write_table(table, tmp_path / "out")  # the same directory without curves: the stale figure goes
+    assert not list((tmp_path / "out").glob("speccurve_*.png"))
 
 
 def test_summary_counts_verdicts_per_family_from_the_table(table):
