@@ -39,10 +39,6 @@ def _run_records() -> Any:
     return mod
 
 
-def _slug(key: str) -> str:
-    return key.replace("=", "_").replace("@", "_").replace("+", "_").replace(":", "_")
-
-
 def _storage_records(reports: list[Any], model_ref: Any, cond: dict[str, Any]) -> list[Any]:
     """Every record of the condition's report (per-site bits per weight, fraction changed, relative error, and the
     model-level bits per weight of the converted tensors and of the whole model), under the step's condition."""
@@ -63,7 +59,7 @@ def run_format(key: str, lm: Any, items: dict[str, list[Any]], rr: Any, out_dir:
     from qdmodels.compress.conditions import quant_condition
     from qdstats.records import write_parquet
 
-    path = out_dir / f"eval_{_slug(key)}.parquet"
+    path = out_dir / f"eval_{rr.slug(key)}.parquet"
     if path.exists():
         print(f"{key}: already done ({path})", file=sys.stderr)
         return
@@ -80,7 +76,7 @@ def run_format(key: str, lm: Any, items: dict[str, list[Any]], rr: Any, out_dir:
 
     condition = dict(cond.condition)
     recs = rr.eval_step(lm, items, condition, _apply, batch_size, [])
-    write_parquet(out_dir / f"bpw_{_slug(key)}.parquet", _storage_records(reports, lm.ref, condition))
+    write_parquet(out_dir / f"bpw_{rr.slug(key)}.parquet", _storage_records(reports, lm.ref, condition))
     write_parquet(path, recs)  # atomic, and last: its presence marks the format done
     print(f"{key}: {len(recs)} eval records -> {path}", file=sys.stderr)
 

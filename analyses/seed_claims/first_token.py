@@ -11,6 +11,9 @@ Usage (the command that produced the committed files is in ``analyses/seed_claim
     QD_DATA_DIR=../shared/data QD_FIXED_TIMESTAMP=2026-12-02T00:00:00+00:00 \\
         python analyses/seed_claims/first_token.py --model smollm2-135m --steps fp32,int4-g64-sym,int3-g64-sym
 
+A step is ``fp32``, a round-to-nearest key (``int4-g64-sym``) or a deployed format (``gguf-q4_0``, ``hqq-4bit-g64``, ...:
+whatever ``--quant`` accepts, applied by :func:`qdmodels.compress.conditions.quant_condition` as
+``analyses/formats/run.py`` applies it, so the supplement pairs with the format's ``eval_<format>.parquet``).
 Each step writes ``first_token_<condition>.parquet`` next to the records and is skipped when it exists; a step whose
 ``eval_<condition>.parquet`` is missing is an error. The script checks that every supplement record pairs with an
 ``eval.nll_sum`` record of the committed file (same model, language, item, condition) and that the first-token NLL
@@ -30,8 +33,7 @@ from run_records import LANGS, ROOT, load_items, slug  # noqa: E402
 
 def run(model: str, steps: list[str], per_language: int, langs: list[str], out_dir: Path) -> None:
     from qdmodels.cli._common import load as load_model
-    from qdmodels.compress.rtn import quantized
-    from qdmodels.compress.scheme import QuantScheme
+    from qdmodels.compress.conditions import quant_condition
     from qdmodels.eval.scoring import score_first_token
     from qdstats.records import read_parquet, to_frame, write_parquet
 
@@ -46,12 +48,13 @@ def run(model: str, steps: list[str], per_language: int, langs: list[str], out_d
         if not src.exists():
             raise SystemExit(f"{step}: no committed records {src}")
         t0 = time.time()
-        base = {"scheme": "fp32", "protect": "none", "prune": "none"}
         if step == "fp32":
-            cond, apply = base, None
-        else:
-            sch = QuantScheme.parse(step)
-            cond, apply = {**base, "scheme": sch.key}, (lambda m, sch=sch: quantized(m, sch))
+            cond, apply = {"scheme": "fp32", "protect": "none", "prune": "none"}, None
+        else:  # RTN keys and every deployed format (the condition run_records.py / analyses/formats/run.py record)
+            qc = quant_condition(step)
+            if qc.check is not None:
+                qc.check(lm.model)
+            cond, apply = dict(qc.condition), qc.apply
         recs = score_first_token(lm, items, condition=cond, apply=apply)
         committed = to_frame(read_parquet(src))
         nll = committed[committed["quantity"] == "eval.nll_sum"].set_index(["language", "item_id"])["value"]

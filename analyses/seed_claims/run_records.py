@@ -36,7 +36,9 @@ exists, so an interrupted run resumes where it stopped):
     (never NTREX test): English only, the eight languages balanced, or for each language a model calibrated on
     that language's own text (English's target model is calibrated on English). ``--calib-seed N`` draws other
     calibration sequences and ``--gptq-percdamp p`` changes the dampening (file names get ``_seed<N>`` /
-    ``_damp<p>``; the records carry ``calib_seed`` and ``percdamp``), so W2 can be repeated over draws.
+    ``_damp<p>``; the records carry ``calib_seed`` and ``percdamp``), so W2 can be repeated over draws;
+    ``--gptq-act-order`` / ``--gptq-true-sequential`` switch on the reference's options (``_actorder`` /
+    ``_trueseq`` in the file name, ``act_order: true`` / ``true_sequential: true`` in the condition).
 
 Sentences: the NTREX test split (documents alternately assigned to dev/test by ``DOCUMENT_IDS.tsv`` order),
 ``--per-language`` lines spread evenly over the split (every k-th line, so every test document contributes), the
@@ -209,7 +211,8 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
     suffix = f"_n{args.subset}" if args.subset else ""
     if step.startswith("gptq="):  # other calibration draws / dampening than the first records' get their own files
         suffix = (f"_seed{args.calib_seed}" if args.calib_seed else "") + (
-            f"_damp{args.gptq_percdamp:g}" if args.gptq_percdamp != 0.1 else "") + suffix
+            f"_damp{args.gptq_percdamp:g}" if args.gptq_percdamp != 0.1 else "") + (
+            "_actorder" if args.gptq_act_order else "") + ("_trueseq" if args.gptq_true_sequential else "") + suffix
     path = out_dir / f"eval_{slug(step)}{suffix}.parquet"
     if path.exists():
         print(f"{step}: already done ({path})", file=sys.stderr)
@@ -260,8 +263,11 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
             cond = {**base, "scheme": gptq_scheme_key(sch), "method": "gptq", **cal.condition()}
             t0 = time.time()
             cond.update({"percdamp": args.gptq_percdamp, "skip_positions": args.gptq_skip_positions})
+            cond.update({k: True for k, on in (("act_order", args.gptq_act_order),
+                                               ("true_sequential", args.gptq_true_sequential)) if on})
             recs_t = eval_step(lm, items, cond, lambda m, cal=cal: gptq_quantized(
-                m, sch, cal, percdamp=args.gptq_percdamp, skip_positions=args.gptq_skip_positions),
+                m, sch, cal, percdamp=args.gptq_percdamp, skip_positions=args.gptq_skip_positions,
+                act_order=args.gptq_act_order, true_sequential=args.gptq_true_sequential),
                 args.batch_size, extra)
             recs += recs_t
             if partial is not None:
@@ -319,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="seed of the calibration draw (which dataset_build sequences); files get _seed<N> when not 0")
     ap.add_argument("--gptq-skip-positions", type=int, default=0,
                     help="leading positions of each calibration row left out of the Hessians")
+    ap.add_argument("--gptq-act-order", action="store_true",
+                    help="GPTQ columns by decreasing Hessian diagonal (static groups); files get _actorder")
+    ap.add_argument("--gptq-true-sequential", action="store_true",
+                    help="GPTQ group by group inside each block (q/k/v, o, gate/up, down); files get _trueseq")
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     args.langs = args.langs.split(",")

@@ -58,6 +58,12 @@ def gptq_cmd(
     seq_len: Annotated[int, typer.Option("--seq-len", min=2, help="Tokens per calibration sequence.")] = 512,
     seed: SeedOpt = 0,
     act_order: Annotated[bool, typer.Option("--act-order/--no-act-order", help="GPTQ activation order.")] = False,
+    true_sequential: Annotated[bool, typer.Option(
+        "--true-sequential/--no-true-sequential",
+        help="Quantize each block's sites group by group (q/k/v, o, gate/up, down), each group's Hessians taken "
+             "after the earlier groups are quantized (the reference's --true-sequential).")] = False,
+    percdamp: Annotated[float, typer.Option("--percdamp", min=0.0, help="Dampening: this fraction of the mean "
+                                            "Hessian diagonal is added to it (reference default 0.01).")] = 0.01,
     batch_size: BatchOpt = 16,
     revision: RevisionOpt = None,
     device: c.DeviceOpt = "auto",
@@ -91,6 +97,7 @@ def gptq_cmd(
         from qdstats.validation import check_option
 
         mode = c.check_out(out, append=append, overwrite=overwrite)
+        opts = {"act_order": act_order, "true_sequential": true_sequential, "percdamp": percdamp}
         eval_split = c.corpus_split(corpus, split, "test")
         if corpus in c.CORPORA and eval_split not in ("dev", "test"):
             raise ValueError(f"`--split` must be 'dev' or 'test'; got {split!r}.")
@@ -116,7 +123,7 @@ def gptq_cmd(
                 cal = build_calibration(lm.tokenizer, pool, composition="target", target=lang,
                                         n_sequences=n_sequences, seq_len=seq_len, seed=seed)
                 cal.check_disjoint(all_items)
-                res = evaluate_conditions(lm, items[lang], ["fp32", sch, gptq_condition(sch, cal, act_order=act_order)],
+                res = evaluate_conditions(lm, items[lang], ["fp32", sch, gptq_condition(sch, cal, **opts)],
                                           batch_size=batch_size, progress=progress)
                 recs.extend(r for er in res.values() for r in er.records)
         else:
@@ -125,10 +132,10 @@ def gptq_cmd(
                                     n_sequences=n_sequences, seq_len=seq_len, seed=seed)
             cal.check_disjoint(all_items)
             log(f"GPTQ calibrated on '{calibration}' ...")
-            res = evaluate_conditions(lm, all_items, ["fp32", sch, gptq_condition(sch, cal, act_order=act_order)],
+            res = evaluate_conditions(lm, all_items, ["fp32", sch, gptq_condition(sch, cal, **opts)],
                                       batch_size=batch_size, progress=progress)
             recs.extend(r for er in res.values() for r in er.records)
-            with gptq_quantized(lm, sch, cal, act_order=act_order) as rep:
+            with gptq_quantized(lm, sch, cal, **opts) as rep:
                 recs.extend(rep.to_records(lm.ref))
         n = c.write_out(out, recs, mode)
         c.err(f"wrote {n} records to {out}")

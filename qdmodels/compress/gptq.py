@@ -8,7 +8,10 @@ squared error). Here, as in the reference implementation (``gptq.py`` of IST-DAS
 * blocks are processed sequentially: the inputs of block ``i`` are the outputs of blocks ``0..i-1`` *already
   quantized*, computed by running the quantized blocks forward on the calibration sequences;
 * inside a block, the Hessians of all its linear sites are collected in one pass of the (full-precision)
-  block, all sites are quantized, then the block is re-run to produce the next block's inputs;
+  block, all sites are quantized, then the block is re-run to produce the next block's inputs; with
+  ``true_sequential=True`` (the reference's ``--true-sequential``) the block's sites are instead quantized group
+  by group in forward order (sites that read the same input tensor form a group: q/k/v, o, gate/up, down for a
+  LLaMA block), each group's Hessians collected with the earlier groups already quantized;
 * ``percdamp`` (default 0.01) times the mean diagonal is added to ``H``; dead inputs (``H_jj = 0``) get
   ``H_jj = 1`` and ``W[:, j] = 0``; the algorithm uses the upper Cholesky factor of ``H^{-1}`` and lazy
   column-block updates (``blocksize`` 128);
@@ -369,15 +372,21 @@ class GPTQReport:
     act_order: bool
     verified: bool
     warnings: tuple[str, ...] = ()
+    true_sequential: bool = False
 
     @property
-    def condition(self) -> dict[str, str | int]:
+    def condition(self) -> dict[str, str | int | float | bool]:
         """Condition dict of evaluation records made under this quantization."""
-        cond: dict[str, str | int] = {"scheme": gptq_scheme_key(self.scheme), "protect": self.plan_key,
+        cond: dict[str, str | int | float | bool] = {"scheme": gptq_scheme_key(self.scheme), "protect": self.plan_key,
                                       "prune": "none", "method": "gptq", "calibration": self.calibration,
                                       "calib_tokens": self.calib_tokens}
         if self.calib_seed is not None:
             cond["calib_seed"] = self.calib_seed
+        cond["percdamp"] = self.percdamp
+        if self.act_order:  # keys only when set, so records made before these options keep their conditions
+            cond["act_order"] = True
+        if self.true_sequential:
+            cond["true_sequential"] = True
         return cond
 
     def site(self, name: str) -> GPTQSiteStats:
@@ -395,7 +404,8 @@ class GPTQReport:
             if s.method != "gptq":
                 continue
             attrs = {"n_calib_tokens": s.n_calib_tokens, "n_dead_inputs": s.n_dead, "percdamp": self.percdamp,
-                     "blocksize": self.blocksize, "act_order": self.act_order, "calib_sha256": self.calib_sha256}
+                     "blocksize": self.blocksize, "act_order": self.act_order,
+                     "true_sequential": self.true_sequential, "calib_sha256": self.calib_sha256}
             for method, v in (("gptq", s.output_error), ("rtn", s.rtn_output_error)):
                 c = dict(cond)
                 c["method"] = method
@@ -434,6 +444,7 @@ def apply_gptq(
     blocksize: int = 128,
     percdamp: float = 0.01,
     act_order: bool = False,
+    true_sequential: bool = False,
     batch_size: int = 8,
     compute_dtype: ComputeDtype = "float32",
     fp_bits: int = 16,
@@ -456,6 +467,10 @@ def apply_gptq(
         Explicit selection, as in :func:`qdmodels.compress.rtn.apply_quantization`.
     blocksize, percdamp, act_order, compute_dtype
         See :func:`gptq_quantize_weight`.
+    true_sequential : bool, default False
+        Quantize each block's sites group by group in forward order (sites reading the same input tensor form a
+        group), collecting each group's Hessians after the earlier groups of the block are quantized, as the
+        reference's ``--true-sequential``. False: one pass of the full-precision block gives every site's Hessian.
     batch_size : int, default 8
         Calibration sequences per forward.
     fp_bits : int, default 16
@@ -510,7 +525,7 @@ def apply_gptq(
     (True, 'int4-g16-sym-gptq')
     """
     iv = _apply_gptq_iv(model, scheme, calibration, plan=plan, sites=sites, blocksize=blocksize, act_order=act_order,
-                        batch_size=batch_size)
+                        batch_size=batch_size, true_sequential=true_sequential)
     wc = WarningCollector()
     backup = WeightBackup(backup)
     stats: list[GPTQSiteStats] = []
@@ -545,6 +560,7 @@ class _GPTQInputs:
     blocksize: int
     act_order: bool
     batch_size: int
+    true_sequential: bool = False
 
     @property
     def limit(self) -> int:
@@ -558,7 +574,7 @@ class _GPTQInputs:
 
 def _apply_gptq_iv(
     model: Any, scheme: QuantScheme | str, calibration: Any, *, plan: ProtectionPlan | str | None,
-    sites: str | Sequence[str] | None, blocksize: int, act_order: bool, batch_size: int,
+    sites: str | Sequence[str] | None, blocksize: int, act_order: bool, batch_size: int, true_sequential: bool = False,
 ) -> _GPTQInputs:
     """Input validation of :func:`apply_gptq`: scheme, plan, options, calibration ids and the selected sites."""
     if isinstance(scheme, str):
@@ -567,8 +583,9 @@ def _apply_gptq_iv(
         raise TypeError(f"`scheme` must be a QuantScheme or its key; got {type(scheme).__name__}.")
     if isinstance(plan, str):
         plan = ProtectionPlan.parse(plan)
-    if not isinstance(act_order, bool):
-        raise TypeError(f"`act_order` must be a bool; got {act_order!r}.")
+    for name, flag in (("act_order", act_order), ("true_sequential", true_sequential)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"`{name}` must be a bool; got {flag!r}.")
     blocksize = check_int(blocksize, "blocksize", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     ids, calib_key, calib_tokens, calib_seed, calib_sha = calibration_ids(calibration)
@@ -586,7 +603,8 @@ def _apply_gptq_iv(
             rtn_names.append(n)
     return _GPTQInputs(model=mdl, smap=smap, scheme=scheme, plan_key=plan_key, ids=ids, calib_key=calib_key,
                        calib_tokens=calib_tokens, calib_seed=calib_seed, calib_sha=calib_sha, by_layer=by_layer,
-                       rtn_names=rtn_names, blocksize=blocksize, act_order=act_order, batch_size=batch_size)
+                       rtn_names=rtn_names, blocksize=blocksize, act_order=act_order, batch_size=batch_size,
+                       true_sequential=true_sequential)
 
 
 def _gptq_blocks(iv: _GPTQInputs, backup: WeightBackup, wc: WarningCollector, *, percdamp: float,
@@ -598,15 +616,51 @@ def _gptq_blocks(iv: _GPTQInputs, backup: WeightBackup, wc: WarningCollector, *,
     for i in range(last + 1):
         layer = iv.smap.layers[i]
         todo = iv.by_layer.get(i, [])
-        if todo:
-            H, count = _block_hessians(iv.smap, todo, layer, hidden, [c[i] for c in calls],
-                                       skip_positions=skip_positions)
-            for n in todo:
+        block_calls = [c[i] for c in calls]
+        groups = _site_groups(iv.smap, todo, layer, hidden[0], block_calls[0]) if todo and iv.true_sequential \
+            else ([todo] if todo else [])
+        for group in groups:  # one group (every site) unless true_sequential
+            H, count = _block_hessians(iv.smap, group, layer, hidden, block_calls, skip_positions=skip_positions)
+            for n in group:
                 stats.append(_gptq_site(iv, n, H[n] / max(count[n], 1), backup, wc, percdamp=percdamp,
                                         compute_dtype=compute_dtype))
         if i < last:
             hidden = [run_block(layer, h, calls[b][i]) for b, h in enumerate(hidden)]
     return stats
+
+
+def _site_groups(smap: SiteMap, todo: Sequence[str], layer: torch.nn.Module, hidden: Any,
+                 call: Any) -> list[list[str]]:
+    """The sites of ``todo`` grouped for true-sequential GPTQ: in the order the block first calls them, sites that
+    read the same input tensor (same storage, shape and strides) in one group."""
+    from qdmodels.models.hooks import HookSet
+
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+
+    def record(n: str) -> Any:
+        def rec(mod: Any, args: tuple) -> None:
+            if all(n != m for m, _ in seen):
+                a = args[0]
+                seen.append((n, (a.data_ptr(), tuple(a.shape), a.stride())))
+
+        return rec
+
+    with HookSet() as hs:
+        for n in todo:
+            hs.pre(smap.sites[n].module, record(n))
+        run_block(layer, hidden, call)
+    missing = [n for n in todo if all(n != m for m, _ in seen)]
+    if missing:
+        raise RuntimeError(f"true_sequential: sites {missing} were not called by their block's forward pass.")
+    groups: list[list[str]] = []
+    keys: list[tuple[Any, ...]] = []
+    for n, key in seen:
+        if keys and key == keys[-1]:
+            groups[-1].append(n)
+        else:
+            groups.append([n])
+            keys.append(key)
+    return groups
 
 
 def _block_hessians(smap: SiteMap, todo: Sequence[str], layer: torch.nn.Module, hidden: Sequence[Any],
@@ -708,7 +762,7 @@ def _gptq_report(iv: _GPTQInputs, stats: Sequence[GPTQSiteStats], wc: WarningCol
         calib_seed=iv.calib_seed, calib_sha256=iv.calib_sha, sites=tuple(stats), n_params_quantized=n_q,
         n_params_total=n_total, bits_per_weight=bits_q / n_q,
         model_bits_per_weight=(bits_q + (n_total - n_q) * fp_bits) / n_total, percdamp=float(percdamp),
-        blocksize=iv.blocksize, act_order=iv.act_order, verified=all(s.max_levels_per_group <= iv.limit for s in stats),
+        blocksize=iv.blocksize, act_order=iv.act_order, true_sequential=iv.true_sequential, verified=all(s.max_levels_per_group <= iv.limit for s in stats),
         warnings=wc.messages,
     )
 
@@ -733,10 +787,9 @@ def gptq_condition(scheme: QuantScheme | str, calibration: CalibrationSet, *, pl
     """An :class:`qdmodels.compress.conditions.EvalCondition` that applies GPTQ (for :func:`evaluate_conditions`).
 
     The condition is ``{'scheme': '<key>-gptq', 'protect': plan key, 'prune': 'none', 'method': 'gptq',
-    'calibration': <composition>, 'calib_tokens': n, 'calib_seed': seed}``.
+    'calibration': <composition>, 'calib_tokens': n, 'calib_seed': seed, 'percdamp': p}`` plus ``act_order: True``
+    / ``true_sequential: True`` when those options are set (the keys of :attr:`GPTQReport.condition`).
     """
-
-
     if isinstance(scheme, str):
         scheme = QuantScheme.parse(scheme)
     if isinstance(plan, str):
@@ -744,7 +797,9 @@ def gptq_condition(scheme: QuantScheme | str, calibration: CalibrationSet, *, pl
     if not isinstance(calibration, CalibrationSet):
         raise TypeError(f"`calibration` must be a CalibrationSet; got {type(calibration).__name__}.")
     cond: dict[str, Any] = {"scheme": gptq_scheme_key(scheme), "protect": plan.key if plan is not None else "none",
-                            "prune": "none", "method": "gptq", **calibration.condition()}
+                            "prune": "none", "method": "gptq", **calibration.condition(),
+                            "percdamp": float(kwargs.get("percdamp", 0.01))}
+    cond.update({k: True for k in ("act_order", "true_sequential") if kwargs.get(k) is True})
 
     def _apply(model: torch.nn.Module) -> contextlib.AbstractContextManager[Any]:
         return gptq_quantized(model, scheme, calibration, plan=plan, **kwargs)

@@ -140,3 +140,55 @@ def test_skip_positions_leaves_leading_positions_out_of_the_hessian(skip: int, t
         got = site.param.detach().clone()
     assert rep.sites[0].n_calib_tokens == ids.numel()
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+
+
+def test_true_sequential_groups_and_matches_a_manual_pipeline(tiny_llama, tiny_state_guard) -> None:
+    """Oracle: a hand-written true-sequential pass over block 0 (forward hooks capture each group's inputs after
+    the earlier groups are quantized, then gptq_quantize_weight). q/k/v (the first group) are the same in both
+    modes; o_proj, which reads the output of the quantized q/k/v, differs from the one-pass result."""
+    from qdmodels.compress.gptq import _site_groups
+    from qdmodels.models.blocks import collect_layer_inputs
+
+    lm = tiny_llama
+    smap = site_map(lm.model)
+    ids = _ids(7, n=6, L=16)
+    names = [n for n, s in smap.sites.items() if s.layer == 0 and s.param.ndim == 2]
+    hidden, calls = collect_layer_inputs(lm.model, ids, batch_size=8)
+    groups = _site_groups(smap, names, smap.layers[0], hidden[0], calls[0][0])
+    assert [[n.split(".")[-1] for n in g] for g in groups] == [
+        ["q_proj", "k_proj", "v_proj"], ["o_proj"], ["gate_proj", "up_proj"], ["down_proj"]]
+    # manual pipeline on block 0 only
+    from qdmodels.models.blocks import run_block
+
+    manual = {}
+    orig = {n: smap.sites[n].param.detach().clone() for n in names}
+    with torch.no_grad():
+        for g in groups:
+            xs: dict[str, list[torch.Tensor]] = {n: [] for n in g}
+            hooks = [smap.sites[n].module.register_forward_pre_hook(
+                lambda m, a, n=n: xs[n].append(a[0].reshape(-1, a[0].shape[-1]).double())) for n in g]
+            for h, c in zip(hidden, [c[0] for c in calls]):
+                run_block(smap.layers[0], h, c)
+            for hk in hooks:
+                hk.remove()
+            for n in g:
+                x = torch.cat(xs[n])
+                res = gptq_quantize_weight(orig[n], 2.0 * x.t() @ x / x.shape[0], QuantScheme.parse("int4-g16-sym"),
+                                           layout="out_in", percdamp=0.01)
+                smap.sites[n].param.data.copy_(res.dequantized)
+                manual[n] = res.dequantized.clone()
+        for n in names:
+            smap.sites[n].param.data.copy_(orig[n])
+    with gptq_quantized(lm, "int4-g16-sym", ids, sites=names, true_sequential=True) as rep:
+        seq = {n: smap.sites[n].param.detach().clone() for n in names}
+        assert rep.condition["true_sequential"] is True and "act_order" not in rep.condition
+    with gptq_quantized(lm, "int4-g16-sym", ids, sites=names) as rep:
+        one = {n: smap.sites[n].param.detach().clone() for n in names}
+        assert "true_sequential" not in rep.condition
+    for n in names:
+        torch.testing.assert_close(seq[n], manual[n], rtol=1e-6, atol=1e-7)
+    for n in groups[0]:
+        torch.testing.assert_close(seq[n], one[n], rtol=0, atol=0)
+    assert not torch.equal(seq[groups[1][0]], one[groups[1][0]])
+    with pytest.raises(TypeError, match="`true_sequential` must be a bool"):
+        apply_gptq(lm, "int4-g16-sym", ids, true_sequential="yes")

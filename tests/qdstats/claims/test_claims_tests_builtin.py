@@ -439,3 +439,85 @@ def test_engine_counts_calibration_draws_for_the_grade():
            if r.condition["scheme"] == "int4" else r for r in recs]
     row = _row(spec_dict(), cal)
     assert row.details["n_calibration_draws"] == 1 and "single_calibration_draw" in row.grade_reasons
+
+
+def _draw_records(*, gains: list[float], n_items: int = 40, seed: int = 0, before_draws: int = 5):
+    """fp32 and a calibrated INT4 under English calibration (``before_draws`` seeds, Hebrew's extra damage 0.2
+    plus a draw effect N(0, 0.005)) and multilingual calibration (one seed per entry of ``gains``: Hebrew's extra
+    damage cut by that gain)."""
+    rng = np.random.default_rng(seed)
+    conds = [({"scheme": "int4-gptq", "calibration": "eng", "calib_seed": s}, float(rng.normal(0, 0.005)))
+             for s in range(before_draws)]
+    conds += [({"scheme": "int4-gptq", "calibration": "multi", "calib_seed": s}, -g) for s, g in enumerate(gains)]
+    out = []
+    for i in range(n_items):
+        for lang, b in (("eng_Latn", 1.0 + rng.normal(0, 0.1)), ("heb_Hebr", 1.2 + rng.normal(0, 0.1))):
+            heb = lang == "heb_Hebr"
+            rows = [({"scheme": "fp32"}, b)]
+            rows += [(c, b + 0.1 + (0.2 + shift if heb else 0.0) + rng.normal(0, 0.01)) for c, shift in conds]
+            out += [Measurement(quantity="eval.bits_per_byte", value=float(v), model=model_ref(), language=lang,
+                                corpus=CORPUS_TEST, item_id=f"s{i:03d}", condition=c, routine="tests.claims.synthetic")
+                    for c, v in rows]
+    return out
+
+
+_DRAWS = {"baseline": {"scheme": "fp32"}, "before": {"calibration": "eng"}, "after": {"calibration": "multi"}}
+
+
+def test_disparity_change_draws_closed_form_and_planted():
+    """Oracle: per-draw DiDs computed directly from the records; Welch t via scipy.stats.ttest_ind; the item p
+    is a sign-flip permutation of the draw-averaged DiDs (exact with few items is not needed: compared as max)."""
+    recs = _draw_records(gains=[0.05, 0.06, 0.04, 0.05, 0.055])
+    row = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), recs)
+    df = to_frame(recs)
+    fp = df[df["condition.scheme"] == "fp32"].set_index(["item_id", "language"])["value"]
+    did = {}
+    for cal in ("eng", "multi"):
+        for s in range(5):
+            v = df[(df["condition.calibration"] == cal) & (df["condition.calib_seed"] == s)].set_index(
+                ["item_id", "language"])["value"].sub(fp)
+            did[(cal, s)] = (v.xs("heb_Hebr", level="language") - v.xs("eng_Latn", level="language")).mean()
+    b = np.array([did[("eng", s)] for s in range(5)])
+    a = np.array([did[("multi", s)] for s in range(5)])
+    assert_allclose(row.estimate, b.mean() - a.mean(), rtol=1e-12)
+    assert_allclose(list(row.details["did_after_by_draw"].values()), a, rtol=1e-12)
+    p_draws = st.ttest_ind(b, a, equal_var=False, alternative="greater").pvalue
+    assert_allclose(row.details["p_draws"], p_draws, rtol=1e-12)
+    assert row.p == max(p_draws, row.details["p_items"])
+    assert row.verdict == "supported" and 0.04 < row.ci_low < row.estimate < row.ci_high < 0.065
+    assert row.n_units["draws"] == 5 and row.details["n_draws_before"] == 5
+
+
+def test_disparity_change_draws_needs_agreement_across_draws():
+    """The mean gain is 0.03 and every item sees it, but the draws disagree in sign: the draw-level test keeps
+    the claim from being supported although the item-level p is tiny."""
+    recs = _draw_records(gains=[0.15, -0.08, 0.12, -0.06, 0.02], seed=3)
+    row = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), recs)
+    assert row.details["p_items"] < 0.01 and row.details["p_draws"] > 0.1 and row.verdict != "supported"
+    assert row.p == row.details["p_draws"]  # the larger of the two
+    assert row.ci_low < 0 < row.ci_high  # the CI resamples draws too
+    # one English draw only: a one-sample t test of the after draws against it
+    one = [r for r in recs if r.condition.get("calibration") != "eng" or r.condition["calib_seed"] == 0]
+    row1 = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), one)
+    assert row1.details["n_draws_before"] == 1
+    a = np.array(list(row1.details["did_after_by_draw"].values()))
+    want = st.ttest_1samp(a, popmean=row1.details["did_before"], alternative="less").pvalue
+    assert_allclose(row1.details["p_draws"], want, rtol=1e-12)
+    # a single draw on both sides is disparity_change's job
+    none = [r for r in one if r.condition.get("calib_seed") in (None, 0)]
+    row0 = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), none)
+    assert row0.verdict == "insufficient_data" and "2 or more draws" in row0.message
+
+
+def test_disparity_change_draws_on_a_subset_of_items():
+    """Draws measured on 20 of the 40 items: the comparison uses those 20 without a 'left out' note; when one
+    draw covers all 40 (an earlier full run), the 20 common ones are used and a note says so."""
+    recs = _draw_records(gains=[0.05, 0.06, 0.04], seed=5)
+    sub = [r for r in recs if r.condition.get("calibration") is None or r.item_id < "s020"]
+    row = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), sub)
+    assert row.n == 20 and not any("left out" in w or "different sentences" in w for w in row.warnings)
+    mixed = [r for r in recs if r.condition.get("calibration") is None or r.condition["calib_seed"] == 0
+             or r.item_id < "s020"]
+    row2 = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), mixed)
+    assert row2.n == 20 and row2.estimate == row.estimate
+    assert any("40 to 80 (model, language, item) rows" in w and "uses the 40 rows" in w for w in row2.warnings)
