@@ -8,7 +8,9 @@ and restores the original weights bit-exactly on exit (no reload).
 Quantization grid (per group of ``g`` consecutive weights along the **input** dimension of a weight):
 
 * symmetric: ``s = alpha * max|w| / (2^(b-1) - 1)``, ``q = clamp(round(w / s), -2^(b-1), 2^(b-1) - 1)``,
-  ``w_hat = s * q``. Zero is on the grid, so pruned zeros stay zero.
+  ``w_hat = s * q``. Zero is on the grid, so pruned zeros stay zero. With ``full_range`` (key suffix ``-full``,
+  the reference GPTQ's symmetric grid) ``s = alpha * 2 max|w| / (2^b - 1)`` and the same clamp, so all ``2^b``
+  codes are used.
 * asymmetric: ``lo = alpha * min(w)``, ``hi = alpha * max(w)``, ``s = (hi - lo) / (2^b - 1)``,
   ``q = clamp(round((w - lo) / s), 0, 2^b - 1)``, ``w_hat = lo + s * q`` (the "scale + min" form of GGUF Q4_1).
 
@@ -136,7 +138,7 @@ def _base_stats(x: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, ...]:
 
 
 def _quant_dequant(x: torch.Tensor, bits: int, symmetric: bool, base: tuple[torch.Tensor, ...],
-                   alpha: torch.Tensor | float) -> tuple[torch.Tensor, ...]:
+                   alpha: torch.Tensor | float, *, full_range: bool = False) -> tuple[torch.Tensor, ...]:
     """x: [R, G, g]; alpha: [R, G, 1] or a float. Returns (deq, codes, scale, lo).
 
     Degenerate groups need no special case: a symmetric group with max|w| = 0 is all zeros (codes 0, deq 0);
@@ -144,7 +146,7 @@ def _quant_dequant(x: torch.Tensor, bits: int, symmetric: bool, base: tuple[torc
     """
     if symmetric:
         qmax = 2 ** (bits - 1) - 1
-        scale = base[0] * alpha / qmax
+        scale = base[0] * alpha / ((2**bits - 1) / 2 if full_range else qmax)
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
         codes = torch.round(x / safe).clamp_(-qmax - 1, qmax)
         return codes * safe, codes, scale, torch.zeros_like(scale)
@@ -216,7 +218,7 @@ def fake_quantize(weight: torch.Tensor, scheme: QuantScheme, *, layout: Literal[
         best_err: torch.Tensor | None = None
         alpha = torch.ones(R, G, 1, dtype=x.dtype, device=x.device)
         for a in CLIP_GRID:
-            d = _quant_dequant(x, scheme.bits, scheme.symmetric, base, a)[0]
+            d = _quant_dequant(x, scheme.bits, scheme.symmetric, base, a, full_range=scheme.full_range)[0]
             err = d.sub_(x).square_()
             if mask is not None:
                 err.mul_(mask)
@@ -227,7 +229,7 @@ def fake_quantize(weight: torch.Tensor, scheme: QuantScheme, *, layout: Literal[
             better = err < best_err  # strict: ties keep the larger factor
             best_err = torch.where(better, err, best_err)
             alpha = torch.where(better, torch.full_like(alpha, a), alpha)
-    deq, codes, scale, lo = _quant_dequant(x, scheme.bits, scheme.symmetric, base, alpha)
+    deq, codes, scale, lo = _quant_dequant(x, scheme.bits, scheme.symmetric, base, alpha, full_range=scheme.full_range)
     deq2 = deq.reshape(R, -1)
     if scheme.granularity == "group":
         deq2 = deq2.reshape(w2.shape[0], -1)[:, :cols]

@@ -61,6 +61,11 @@ class QuantScheme(BaseModel):
         smaller.
     scale_bits : int, default 16
         Storage bits of each scale and each zero point/min (for the true bits-per-weight accounting).
+    full_range : bool, default False
+        Symmetric only. False: ``max|w|`` maps to code ``2^(b-1) - 1`` (15 levels used at 4 bits). True: the
+        grid of the reference GPTQ implementation (``--sym``: ``maxq = 2^b - 1``, zero point ``2^(b-1)``):
+        ``s = 2 max|w| / (2^b - 1)`` and codes ``-2^(b-1) .. 2^(b-1) - 1``, all 16 levels at 4 bits (key suffix
+        ``-full``). Same storage cost (the zero point is implicit).
 
     Examples
     --------
@@ -80,6 +85,7 @@ class QuantScheme(BaseModel):
     rounding: Literal["rtn"] = Field(default="rtn", description="Rounding rule.")
     ragged: Literal["error", "last_group_smaller"] = Field(default="error", description="Groups not dividing a row.")
     scale_bits: int = Field(default=16, ge=1, le=32, description="Bits to store each scale / zero point.")
+    full_range: bool = Field(default=False, description="Symmetric grid using all 2^bits codes (the reference GPTQ's).")
 
     @model_validator(mode="before")
     @classmethod
@@ -94,6 +100,9 @@ class QuantScheme(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> QuantScheme:
+        if self.full_range and not self.symmetric:
+            raise ValueError("`full_range` applies to symmetric grids only (an asymmetric grid already uses all "
+                             "2**bits codes); got symmetric=False, full_range=True.")
         if self.granularity == "group":
             if self.group_size is None or self.group_size < 2:
                 raise ValueError(f"`group_size` must be an integer >= 2 for granularity='group'; got {self.group_size!r}.")
@@ -108,6 +117,8 @@ class QuantScheme(BaseModel):
         """Short stable name, e.g. ``'int4-g128-sym'``, ``'int3-ch-asym-mse'``; inverse of :meth:`parse`."""
         gran = {"tensor": "t", "channel": "ch"}.get(self.granularity, f"g{self.group_size}")
         parts = [f"int{self.bits}", gran, "sym" if self.symmetric else "asym"]
+        if self.full_range:
+            parts.append("full")
         if self.clip == "mse":
             parts.append("mse")
         if self.ragged == "last_group_smaller":
@@ -123,12 +134,12 @@ class QuantScheme(BaseModel):
         Raises
         ------
         ValueError
-            A key that does not follow ``int<bits>-<t|ch|g<N>>-<sym|asym>[-mse][-ragged][-s<bits>]``.
+            A key that does not follow ``int<bits>-<t|ch|g<N>>-<sym|asym>[-full][-mse][-ragged][-s<bits>]``.
         """
         m = _KEY_RE.match(str(key).strip().lower())
         if not m:
             raise ValueError(
-                f"`key` must look like 'int4-g128-sym' (int<2..8>-<t|ch|g<N>>-<sym|asym>[-mse][-ragged][-s<bits>]); got {key!r}."
+                f"`key` must look like 'int4-g128-sym' (int<2..8>-<t|ch|g<N>>-<sym|asym>[-full][-mse][-ragged][-s<bits>]); got {key!r}."
             )
         gran = m["gran"]
         kw: dict[str, Any] = {"bits": int(m["bits"]), "symmetric": m["sym"] == "sym"}
@@ -139,14 +150,16 @@ class QuantScheme(BaseModel):
         else:
             kw.update(granularity="group", group_size=int(m["gs"]))
         for extra in [e for e in m["rest"].split("-") if e]:
-            if extra == "mse":
+            if extra == "full":
+                kw["full_range"] = True
+            elif extra == "mse":
                 kw["clip"] = "mse"
             elif extra == "ragged":
                 kw["ragged"] = "last_group_smaller"
             elif re.fullmatch(r"s\d+", extra):
                 kw["scale_bits"] = int(extra[1:])
             else:
-                raise ValueError(f"`key` {key!r} has an unknown suffix {extra!r}; allowed: 'mse', 'ragged', 's<bits>'.")
+                raise ValueError(f"`key` {key!r} has an unknown suffix {extra!r}; allowed: 'full', 'mse', 'ragged', 's<bits>'.")
         return cls(**kw)
 
     def __str__(self) -> str:

@@ -28,7 +28,7 @@ def _hess(X: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("key", ["int4-g16-sym", "int3-g8-asym", "int4-ch-sym", "int2-t-asym", "int3-g16-sym-mse",
-                                 "int4-g24-sym-ragged"])
+                                 "int4-g24-sym-ragged", "int4-g16-sym-full"])
 @pytest.mark.parametrize("layout", ["out_in", "in_out"])
 def test_identity_hessian_equals_rtn(key: str, layout: str) -> None:
     """Oracle: with H = I there is no error propagation, so GPTQ must equal RTN bit for bit (same grid)."""
@@ -67,7 +67,7 @@ def test_beats_rtn_on_calibration_and_heldout(seed: int, act_order: bool) -> Non
     assert output_error(W, q, H2) < output_error(W, r, H2)
 
 
-@pytest.mark.parametrize("key", ["int3-g16-sym", "int2-g8-asym", "int4-ch-sym"])
+@pytest.mark.parametrize("key", ["int3-g16-sym", "int2-g8-asym", "int4-ch-sym", "int4-g16-sym-full"])
 @pytest.mark.parametrize("act_order", [False, True])
 def test_levels_on_grid(key: str, act_order: bool) -> None:
     """At most 2**bits distinct values per group, and every value is an integer multiple of its group scale

@@ -484,3 +484,41 @@ def test_sites_prefix_filtered_by_default_plan(tiny_gpt2, tiny_state_guard):
     with quantized(tiny_gpt2, "int4-t-sym", sites="layers.1.mlp", plan=plan) as rep:
         assert [s.site for s in rep.sites] == ["layers.1.mlp.up_proj", "layers.1.mlp.up_proj.bias",
                                                "layers.1.mlp.down_proj", "layers.1.mlp.down_proj.bias"]
+
+
+def _reference_gptq_sym(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """The reference GPTQ quantizer (IST-DASLab/gptq ``quant.py``: ``find_params`` with ``sym=True`` and
+    ``quantize``) on one group, transcribed: maxq = 2^b - 1, scale = (xmax - xmin) / maxq with xmin = -xmax,
+    zero = (maxq + 1) / 2, q = clamp(round(x / scale) + zero, 0, maxq), x_hat = scale * (q - zero)."""
+    maxq = 2**bits - 1
+    xmax = torch.maximum(x.abs().max(), torch.tensor(0.0))
+    xmin = -xmax
+    scale = (xmax - xmin) / maxq
+    if scale == 0:
+        return torch.zeros_like(x)
+    zero = torch.full_like(scale, (maxq + 1) / 2)
+    q = torch.clamp(torch.round(x / scale) + zero, 0, maxq)
+    return scale * (q - zero)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_full_range_grid_matches_the_reference_gptq_quantizer(bits: int) -> None:
+    """Oracle: the reference implementation's symmetric grid, group by group (rtol 1e-6: its scale is
+    2 max / maxq, ours max / (maxq / 2)); the step is 2 max / (2^b - 1), finer than the restricted grid's
+    max / (2^(b-1) - 1), and code -2^(b-1) is reachable (by GPTQ's error-updated weights, or at a tie)."""
+    w = torch.randn(6, 64, generator=torch.Generator().manual_seed(bits))
+    w[0, :16] = torch.linspace(-1, 1, 16)  # a group that spans every level
+    scheme = QuantScheme.parse(f"int{bits}-g16-sym-full")
+    assert scheme.full_range and scheme.key == f"int{bits}-g16-sym-full"
+    got = fake_quantize(w, scheme).dequantized
+    want = torch.stack([torch.cat([_reference_gptq_sym(row[k:k + 16], bits) for k in range(0, 64, 16)]) for row in w])
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    amax = w.reshape(6, 4, 16).abs().amax(dim=-1)
+    torch.testing.assert_close(fake_quantize(w, scheme).scales, amax * 2 / (2**bits - 1), rtol=1e-6, atol=0)
+    restricted = QuantScheme.parse(f"int{bits}-g16-sym")
+    torch.testing.assert_close(fake_quantize(w, restricted).scales, amax / (2 ** (bits - 1) - 1), rtol=1e-6, atol=0)
+    assert not torch.equal(got, fake_quantize(w, restricted).dequantized)
+    with pytest.raises(ValueError, match="`full_range` applies to symmetric grids only"):
+        QuantScheme(bits=4, symmetric=False, full_range=True)
+    with pytest.raises(ValueError, match="allowed: 'full', 'mse'"):
+        QuantScheme.parse("int4-g16-sym-fullish")
