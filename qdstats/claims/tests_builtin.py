@@ -865,8 +865,9 @@ def disparity_change_draws(data: pd.DataFrame, params: DrawsParams, ctx: ClaimCo
     Notes
     -----
     The draws may be measured on a subset of the items (repeated calibrations are costly): every condition is
-    restricted to the (model, language, item) rows measured under every draw, by design, before the join; a note
-    says so when the draws cover different rows (so a draw that failed on some items is visible). Draws are not paired across before and after (seed ``s`` of one calibration
+    restricted to the (model, language, item) rows measured under every draw, by design, before the join
+    (``details['rows_by_draw']``); the draws' sample is the rows of the draws of the most common size, and a
+    note counts its rows missing under some draw (e.g. a failed measurement). Draws are not paired across before and after (seed ``s`` of one calibration
     set draws other text than seed ``s`` of another).
     Validated against: closed form (estimate, per-draw DiDs and both p-values by direct computation with
     scipy.stats.ttest_ind and a sign-flip permutation, rtol 1e-12); planted reduction recovered; a reduction
@@ -882,16 +883,25 @@ def disparity_change_draws(data: pd.DataFrame, params: DrawsParams, ctx: ClaimCo
         raise InsufficientDataError(f"neither `params.before` nor `params.after` has 2 or more draws of "
                                     f"{params.draw!r}; use disparity_change for one draw.")
     vals = {f"{k}:{d}": v for k, dv in sides.items() for d, v in dv.items()}
+    sides_rows = {k: len(v) for k, v in vals.items()}
     # repeated draws are costly, so they may cover a subset of the items (and an earlier draw all of them): the
     # items measured under every draw are the comparison's sample by design, said in a note when the draws differ
-    sizes = sorted({len(v) for v in vals.values()})
     measured = vals[next(iter(vals))].index
     for v in vals.values():
         measured = measured.intersection(v.index)
+    # the design sample: the rows of the draws of the most common size (the subset draws when one earlier draw
+    # covers every sentence); rows of it missing under some draw (e.g. a failed measurement) are counted
+    sizes = pd.Series([len(v) for v in vals.values()])
+    counts = sizes.value_counts()
+    modal = int(max(counts[counts == counts.max()].index))
+    design = pd.Index([])
+    for v in vals.values():
+        if len(v) == modal:
+            design = design.union(v.index)
     notes: tuple[str, ...] = ()
-    if len(sizes) > 1:
-        notes = (f"the draws were measured on different sentences ({sizes[0]} to {sizes[-1]} (model, language, "
-                 f"item) rows); the comparison uses the {len(measured)} rows measured under every draw.",)
+    if len(measured) < len(design):
+        notes = (f"{len(design) - len(measured)} of {len(design)} (model, language, item) rows of the draws' "
+                 "sample are missing under some draw and were left out.",)
     vals = {k: v[v.index.isin(measured)] for k, v in vals.items()}
     base = _level_values(df, params.baseline, "params.baseline")
     vals["baseline"] = base[base.index.isin(measured)]
@@ -941,6 +951,7 @@ def disparity_change_draws(data: pd.DataFrame, params: DrawsParams, ctx: ClaimCo
                  "did_after_by_draw": {str(d): float(x) for d, x in zip(sides["after"], a_d)},
                  "did_before_sd_draws": sd["before"], "did_after_sd_draws": sd["after"],
                  "n_draws_before": nb, "n_draws_after": na, "draw": params.draw,
+                 "rows_by_draw": sides_rows,
                  "p_draws": p_draws, "p_items": perm.pvalue, "permutation_exact": perm.exact,
                  "pvalue_method": f"max of the draw-level p ({draw_method}) and the item-level sign-flip permutation "
                                   "p of the draw-averaged DiDs (intersection-union test)",

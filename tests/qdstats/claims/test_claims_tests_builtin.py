@@ -510,8 +510,8 @@ def test_disparity_change_draws_needs_agreement_across_draws():
 
 
 def test_disparity_change_draws_on_a_subset_of_items():
-    """Draws measured on 20 of the 40 items: the comparison uses those 20 without a 'left out' note; when one
-    draw covers all 40 (an earlier full run), the 20 common ones are used and a note says so."""
+    """Draws measured on 20 of the 40 items: the comparison uses those 20 without a 'left out' note, also when
+    one draw covers all 40 (an earlier full run); a draw missing a row of the others is counted in a note."""
     recs = _draw_records(gains=[0.05, 0.06, 0.04], seed=5)
     sub = [r for r in recs if r.condition.get("calibration") is None or r.item_id < "s020"]
     row = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), sub)
@@ -519,5 +519,11 @@ def test_disparity_change_draws_on_a_subset_of_items():
     mixed = [r for r in recs if r.condition.get("calibration") is None or r.condition["calib_seed"] == 0
              or r.item_id < "s020"]
     row2 = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), mixed)
-    assert row2.n == 20 and row2.estimate == row.estimate
-    assert any("40 to 80 (model, language, item) rows" in w and "uses the 40 rows" in w for w in row2.warnings)
+    assert row2.n == 20 and row2.estimate == row.estimate and not row2.warnings
+    assert row2.details["rows_by_draw"] == {"before:0": 80, "before:1": 40, "before:2": 40, "before:3": 40,
+                                            "before:4": 40, "after:0": 80, "after:1": 40, "after:2": 40}
+    # a subset draw that lost a sentence (not nested in the others): counted and said
+    lost = [r for r in sub if not (r.condition.get("calib_seed") == 2 and r.condition.get("calibration") == "multi"
+                                   and r.item_id == "s003" and r.language == "heb_Hebr")]
+    row3 = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 19}), lost)
+    assert row3.n == 19 and any("1 of 40 (model, language, item) rows" in w and "left out" in w for w in row3.warnings)
