@@ -539,6 +539,10 @@ class DisparityChangeParams(_P):
     reference: str = Field(default="eng_Latn", description="Reference language.")
     target: str | None = Field(default=None, description="One language; default: mean over all non-reference languages per item.")
     model: str | None = Field(default=None, description="Restrict to one model (model_id or family).")
+    sample: Literal["all", "compressed"] = Field(default="all", description=(
+        "'all': every row with a baseline value (rows missing under before/after are left out with a note); "
+        "'compressed': the rows measured under both before and after (their sample by design, e.g. records of a "
+        "--subset run), the baseline restricted to them without a note."))
 
 
 def _disparity_change(data: pd.DataFrame, params: DisparityChangeParams, ctx: ClaimContext, test: str) -> StatResult:
@@ -546,6 +550,9 @@ def _disparity_change(data: pd.DataFrame, params: DisparityChangeParams, ctx: Cl
     if df["model.model_id"].nunique() > 1:
         raise ValueError(f"`params.model` is required: the selection holds {df['model.model_id'].nunique()} models.")
     vals = {k: _level_values(df, getattr(params, k), f"params.{k}") for k in ("baseline", "before", "after")}
+    if params.sample == "compressed":
+        common = vals["before"].index.intersection(vals["after"].index)
+        vals["baseline"] = vals["baseline"][vals["baseline"].index.isin(common)]
     j = _join(vals, "`params.baseline`, `params.before`, `params.after`")
     j["d_before"] = j["before"] - j["baseline"]
     j["d_after"] = j["after"] - j["baseline"]

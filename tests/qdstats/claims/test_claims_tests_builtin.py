@@ -285,6 +285,14 @@ def test_protection_effect_planted_reduction_and_cost():
     assert "selection_not_separated" not in row.grade_reasons
     same = _row({**spec, "selection_split": "test"}, recs)
     assert "selection_not_separated" in same.grade_reasons
+    # compressed conditions measured on 20 of the 50 sentences: 'all' notes the left-out baseline rows,
+    # 'compressed' takes the 20 as the sample by design; the estimate is the same
+    sub = [r for r in recs if r.condition.get("scheme") != "int4" or r.quantity != "eval.bits_per_byte"
+           or int(r.item_id[1:]) < 20]
+    full = _row(spec, sub)
+    assert full.n == 20 and any("60 of 100" in w and "left out" in w for w in full.warnings)
+    design = _row({**spec, "params": {**spec["params"], "sample": "compressed"}}, sub)
+    assert design.n == 20 and not design.warnings and design.estimate == full.estimate
 
 
 def test_mixed_slope_recovers_planted_slope():
