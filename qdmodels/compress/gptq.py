@@ -636,11 +636,13 @@ def _site_groups(smap: SiteMap, todo: Sequence[str], layer: torch.nn.Module, hid
     from qdmodels.models.hooks import HookSet
 
     seen: list[tuple[str, tuple[Any, ...]]] = []
+    alive: list[torch.Tensor] = []  # the inputs stay referenced during the pass, so no address is reused
 
     def record(n: str) -> Any:
         def rec(mod: Any, args: tuple) -> None:
             if all(n != m for m, _ in seen):
                 a = args[0]
+                alive.append(a)
                 seen.append((n, (a.data_ptr(), tuple(a.shape), a.stride())))
 
         return rec

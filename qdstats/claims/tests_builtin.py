@@ -814,24 +814,34 @@ def _draw_values(df: pd.DataFrame, cond: Cond, draw: str, param: str) -> dict[An
         return {None: _level_values(sub, cond, param)}
     if sub[col].isna().any():
         raise ValueError(f"`{param}` = {cond!r} matches records with and without {draw!r}; filter the draws.")
-    return {d: _level_values(sub[sub[col] == d], cond, f"{param} ({draw}={d!r})")
+    def label(d: Any) -> Any:  # seeds read back as floats from a mixed frame: 1.0 -> 1
+        return int(d) if isinstance(d, float) and d.is_integer() else d
+
+    return {label(d): _level_values(sub[sub[col] == d], cond, f"{param} ({draw}={d!r})")
             for d in sorted(sub[col].unique().tolist(), key=str)}
 
 
-def _draw_pvalue(b: np.ndarray, a: np.ndarray, alternative: str) -> tuple[float, str]:
-    """p of DiD(before) − DiD(after) across draws: Welch t test of the per-draw DiDs, or a one-sample t test
-    against the side that has a single draw."""
+def _draw_pvalue(b: np.ndarray, a: np.ndarray, alternative: str, *, b_random: bool,
+                 a_random: bool) -> tuple[float, str]:
+    """p of DiD(before) − DiD(after) across draws: Welch t test of the per-draw DiDs; when one side has a single
+    draw, a one-sample t test against it if it is a fixed condition (no draw key, e.g. round-to-nearest), or a
+    prediction t test if it is itself one random draw, (mean − single) / (sd · √(1 + 1/n)) on n − 1 df."""
     from scipy import stats as st
 
     if len(b) >= 2 and len(a) >= 2:
         res = st.ttest_ind(b, a, equal_var=False, alternative=alternative)
         return float(res.pvalue), "Welch t test of the per-draw DiDs (scipy.stats.ttest_ind, equal_var=False)"
-    flip = {"greater": "less", "less": "greater"}.get(alternative, alternative)
-    if len(a) >= 2:  # before is one fixed condition: are the after draws below it?
-        return float(st.ttest_1samp(a, popmean=float(b[0]), alternative=flip).pvalue), \
-            "one-sample t test of the after draws' DiDs against the single before DiD (scipy.stats.ttest_1samp)"
-    return float(st.ttest_1samp(b, popmean=float(a[0]), alternative=alternative).pvalue), \
-        "one-sample t test of the before draws' DiDs against the single after DiD (scipy.stats.ttest_1samp)"
+    many, one, single_random, sign = (a, float(b[0]), b_random, -1.0) if len(a) >= 2 else (b, float(a[0]), a_random, 1.0)
+    side = "after" if len(a) >= 2 else "before"
+    if not single_random:
+        t = sign * (float(many.mean()) - one) / (float(many.std(ddof=1)) / math.sqrt(len(many)))
+        how = f"one-sample t test of the {side} draws' DiDs against the single fixed condition"
+    else:
+        t = sign * (float(many.mean()) - one) / (float(many.std(ddof=1)) * math.sqrt(1 + 1 / len(many)))
+        how = f"prediction t test of the {side} draws' DiDs against the single draw of the other side"
+    dist = st.t(df=len(many) - 1)
+    p = {"greater": float(dist.sf(t)), "less": float(dist.cdf(t))}.get(alternative, float(min(1.0, 2 * dist.sf(abs(t)))))
+    return p, f"{how} (df = {len(many) - 1})"
 
 
 @register_test("disparity_change_draws", params=DrawsParams, roles=("y",),
@@ -855,8 +865,9 @@ def disparity_change_draws(data: pd.DataFrame, params: DrawsParams, ctx: ClaimCo
         ``estimate`` = mean over the before draws of DiD(before) − mean over the after draws of DiD(after), where
         DiD is the mean over items of the per-item Δ of the other languages (averaged per item) minus the
         reference's Δ. ``pvalue`` = the larger of two p-values (an intersection-union test, so the claim must
-        hold across draws and across items): the draw-level t test (Welch on the per-draw DiDs, or one-sample
-        when one side has a single draw) and the item-level sign-flip permutation test of the draw-averaged
+        hold across draws and across items): the draw-level t test (Welch on the per-draw DiDs; when one side
+        has a single draw, a one-sample t test against it if it carries no draw key, else a prediction t test
+        that counts it as one draw) and the item-level sign-flip permutation test of the draw-averaged
         per-item DiDs. CI: percentile bootstrap resampling the items and, independently, the before and after
         draws. ``details``: ``did_before``/``did_after`` (draw means), the per-draw DiDs, their standard
         deviations, ``p_draws``, ``p_items``, ``n_draws_before``/``n_draws_after``.
@@ -900,7 +911,7 @@ def disparity_change_draws(data: pd.DataFrame, params: DrawsParams, ctx: ClaimCo
     # covers every sentence); rows of it missing under some draw (e.g. a failed measurement) are counted
     sizes = pd.Series([len(v) for v in vals.values()])
     counts = sizes.value_counts()
-    modal = int(max(counts[counts == counts.max()].index))
+    modal = int(min(counts[counts == counts.max()].index))  # a tie (one full and one subset draw) is the subset
     design = pd.Index([])
     for v in vals.values():
         if len(v) == modal:
@@ -927,7 +938,8 @@ def disparity_change_draws(data: pd.DataFrame, params: DrawsParams, ctx: ClaimCo
     A = per[acols].to_numpy(dtype=float)
     b_d, a_d = B.mean(axis=0), A.mean(axis=0)
     est = float(b_d.mean() - a_d.mean())
-    p_draws, draw_method = _draw_pvalue(b_d, a_d, ctx.alternative)
+    p_draws, draw_method = _draw_pvalue(b_d, a_d, ctx.alternative, b_random=None not in sides["before"],
+                                        a_random=None not in sides["after"])
     wc = WarningCollector()
     wc.extend(notes)
     wc.extend(j.attrs["note"])

@@ -504,13 +504,20 @@ def test_disparity_change_draws_needs_agreement_across_draws():
     assert row.details["p_items"] < 0.01 and row.details["p_draws"] > 0.1 and row.verdict != "supported"
     assert row.p == row.details["p_draws"]  # the larger of the two
     assert row.ci_low < 0 < row.ci_high  # the CI resamples draws too
-    # one English draw only: a one-sample t test of the after draws against it
+    # one English draw only: it is itself a random draw, so a prediction t test (its own draw variance counts)
     one = [r for r in recs if r.condition.get("calibration") != "eng" or r.condition["calib_seed"] == 0]
     row1 = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), one)
     assert row1.details["n_draws_before"] == 1
     a = np.array(list(row1.details["did_after_by_draw"].values()))
-    want = st.ttest_1samp(a, popmean=row1.details["did_before"], alternative="less").pvalue
-    assert_allclose(row1.details["p_draws"], want, rtol=1e-12)
+    t = (row1.details["did_before"] - a.mean()) / (a.std(ddof=1) * np.sqrt(1 + 1 / len(a)))
+    assert_allclose(row1.details["p_draws"], st.t(df=len(a) - 1).sf(t), rtol=1e-12)
+    # a fixed single condition (no draw key, e.g. round-to-nearest): the one-sample t test against it
+    fixed = [r.model_copy(update={"condition": {k: v for k, v in r.condition.items() if k != "calib_seed"}})
+             if r.condition.get("calibration") == "eng" else r for r in one]
+    row_f = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), fixed)
+    want = st.ttest_1samp(a, popmean=row_f.details["did_before"], alternative="less").pvalue
+    assert_allclose(row_f.details["p_draws"], want, rtol=1e-12)
+    assert row_f.details["p_draws"] < row1.details["p_draws"]  # a fixed comparator carries no draw variance
     # a single draw on both sides is disparity_change's job
     none = [r for r in one if r.condition.get("calib_seed") in (None, 0)]
     row0 = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), none)
@@ -530,6 +537,11 @@ def test_disparity_change_draws_on_a_subset_of_items():
     assert row2.n == 20 and row2.estimate == row.estimate and not row2.warnings
     assert row2.details["rows_by_draw"] == {"before:0": 80, "before:1": 40, "before:2": 40, "before:3": 40,
                                             "before:4": 40, "after:0": 80, "after:1": 40, "after:2": 40}
+    # one full and one subset draw per side (a tie of sizes): the subset is the sample, no note
+    tie = [r for r in mixed if r.condition.get("calib_seed") in (None, 0, 1)]
+    row_t = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 20}), tie)
+    assert row_t.n == 20 and not row_t.warnings and row_t.details["n_draws_before"] == 2
+    assert list(row_t.details["did_before_by_draw"]) == ["0", "1"]
     # a subset draw that lost a sentence (not nested in the others): counted and said
     lost = [r for r in sub if not (r.condition.get("calib_seed") == 2 and r.condition.get("calibration") == "multi"
                                    and r.item_id == "s003" and r.language == "heb_Hebr")]
