@@ -660,6 +660,15 @@ class VsRandomParams(_P):
     model: str | None = Field(default=None, description="Restrict to one model (model_id or family).")
 
 
+def _t_tail(t: float, df: int, alternative: str) -> float:
+    """p-value of a t statistic on ``df`` degrees of freedom for ``alternative`` (NaN t gives NaN)."""
+    from scipy import stats as st
+
+    dist = st.t(df=df)
+    return {"greater": float(dist.sf(t)), "less": float(dist.cdf(t))}.get(
+        alternative, float(min(1.0, 2 * dist.sf(abs(t)))))
+
+
 def _did_by_item(j: pd.DataFrame, col: str, reference: str) -> pd.Series:
     """Per item: Δ(``col``) of each non-reference language minus the reference's, averaged over the languages."""
     d = j.assign(delta=j[col] - j["baseline"])
@@ -747,14 +756,10 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
     n_draws = len(draws)
     p_greater = (1 + int(np.sum(r_d >= r_t))) / (n_draws + 1)
     p_less = (1 + int(np.sum(r_d <= r_t))) / (n_draws + 1)
-    from scipy import stats as st
-
     p_rand = {"greater": p_greater, "less": p_less}.get(ctx.alternative, min(1.0, 2 * min(p_greater, p_less)))
     sd = float(r_d.std(ddof=1))
     t_stat = (r_t - float(r_d.mean())) / (sd * math.sqrt(1 + 1 / n_draws)) if sd > 0 else math.nan
-    t_dist = st.t(df=n_draws - 1)
-    p_pred = {"greater": float(t_dist.sf(t_stat)), "less": float(t_dist.cdf(t_stat))}.get(
-        ctx.alternative, float(min(1.0, 2 * t_dist.sf(abs(t_stat)))))
+    p_pred = _t_tail(t_stat, n_draws - 1, ctx.alternative)
     p = p_rand if params.pvalue == "randomization" else p_pred
     rng = np.random.default_rng(ctx.seed)
     t = per["after"].to_numpy(dtype=float)
@@ -839,9 +844,7 @@ def _draw_pvalue(b: np.ndarray, a: np.ndarray, alternative: str, *, b_random: bo
     else:
         t = sign * (float(many.mean()) - one) / (float(many.std(ddof=1)) * math.sqrt(1 + 1 / len(many)))
         how = f"prediction t test of the {side} draws' DiDs against the single draw of the other side"
-    dist = st.t(df=len(many) - 1)
-    p = {"greater": float(dist.sf(t)), "less": float(dist.cdf(t))}.get(alternative, float(min(1.0, 2 * dist.sf(abs(t)))))
-    return p, f"{how} (df = {len(many) - 1})"
+    return _t_tail(t, len(many) - 1, alternative), f"{how} (df = {len(many) - 1})"
 
 
 @register_test("disparity_change_draws", params=DrawsParams, roles=("y",),
@@ -918,8 +921,8 @@ def disparity_change_draws(data: pd.DataFrame, params: DrawsParams, ctx: ClaimCo
             design = design.union(v.index)
     notes: tuple[str, ...] = ()
     if len(measured) < len(design):
-        notes = (f"{len(design) - len(measured)} of {len(design)} (model, language, item) rows of the draws' "
-                 "sample are missing under some draw and were left out.",)
+        notes = ((f"{len(design) - len(measured)} of {len(design)} (model, language, item) rows of the draws' "
+                  "sample are missing under some draw and were left out."),)
     vals = {k: v[v.index.isin(measured)] for k, v in vals.items()}
     base = _level_values(df, params.baseline, "params.baseline")
     vals["baseline"] = base[base.index.isin(measured)]
