@@ -669,6 +669,25 @@ def _t_tail(t: float, df: int, alternative: str) -> float:
         alternative, float(min(1.0, 2 * dist.sf(abs(t)))))
 
 
+def _items_and_draws_ci(plus: np.ndarray, minus: np.ndarray, ctx: ClaimContext) -> tuple[float, float]:
+    """Percentile CI of ``mean(plus) - mean(minus)`` over items (rows) and draws (columns).
+
+    Each resample draws the items once (shared by both sides, which are paired by item) and, independently for each
+    side with more than one column, the draws; a one-column side is a fixed condition and keeps its column.
+    """
+    rng = np.random.default_rng(ctx.seed)
+    n = plus.shape[0]
+    boot = np.empty(ctx.n_resamples)
+    for r in range(ctx.n_resamples):
+        ii = rng.integers(0, n, n)
+        side = [m[np.ix_(ii, rng.integers(0, m.shape[1], m.shape[1]))].mean() if m.shape[1] > 1 else m[ii, 0].mean()
+                for m in (plus, minus)]
+        boot[r] = side[0] - side[1]
+    alpha = 1 - ctx.confidence_level
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
 def _did_by_item(j: pd.DataFrame, col: str, reference: str) -> pd.Series:
     """Per item: Δ(``col``) of each non-reference language minus the reference's, averaged over the languages."""
     d = j.assign(delta=j[col] - j["baseline"])
@@ -761,16 +780,7 @@ def protection_vs_random(data: pd.DataFrame, params: VsRandomParams, ctx: ClaimC
     t_stat = (r_t - float(r_d.mean())) / (sd * math.sqrt(1 + 1 / n_draws)) if sd > 0 else math.nan
     p_pred = _t_tail(t_stat, n_draws - 1, ctx.alternative)
     p = p_rand if params.pvalue == "randomization" else p_pred
-    rng = np.random.default_rng(ctx.seed)
-    t = per["after"].to_numpy(dtype=float)
-    m = per[draws].to_numpy(dtype=float)
-    boot = np.empty(ctx.n_resamples)
-    for b in range(ctx.n_resamples):
-        ii = rng.integers(0, len(t), len(t))
-        dd = rng.integers(0, n_draws, n_draws)
-        boot[b] = t[ii].mean() - m[np.ix_(ii, dd)].mean()
-    alpha = 1 - ctx.confidence_level
-    lo, hi = (float(x) for x in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+    lo, hi = _items_and_draws_ci(per[["after"]].to_numpy(dtype=float), per[draws].to_numpy(dtype=float), ctx)
     wc = WarningCollector()
     wc.extend(j.attrs["note"])
     if params.pvalue == "randomization" and 1 / (n_draws + 1) > 0.05:
@@ -951,14 +961,8 @@ def disparity_change_draws(data: pd.DataFrame, params: DrawsParams, ctx: ClaimCo
         perm = paired_permutation_test(B.mean(axis=1), A.mean(axis=1), alternative=ctx.alternative,
                                        n_resamples=ctx.n_resamples, rng=ctx.seed + 1)
     wc.extend(perm.warnings)
-    rng = np.random.default_rng(ctx.seed)
     n, nb, na = len(per), B.shape[1], A.shape[1]
-    boot = np.empty(ctx.n_resamples)
-    for r in range(ctx.n_resamples):
-        ii = rng.integers(0, n, n)
-        boot[r] = B[np.ix_(ii, rng.integers(0, nb, nb))].mean() - A[np.ix_(ii, rng.integers(0, na, na))].mean()
-    alpha = 1 - ctx.confidence_level
-    lo, hi = (float(x) for x in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+    lo, hi = _items_and_draws_ci(B, A, ctx)
     sd = {k: float(v.std(ddof=1)) if len(v) > 1 else math.nan for k, v in (("before", b_d), ("after", a_d))}
     return StatResult(
         test="disparity_change_draws", estimate_name="disparity_reduction", estimate=est,

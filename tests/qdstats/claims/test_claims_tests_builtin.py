@@ -547,3 +547,26 @@ def test_disparity_change_draws_on_a_subset_of_items():
                                    and r.item_id == "s003" and r.language == "heb_Hebr")]
     row3 = _row(spec_dict(test="disparity_change_draws", params=_DRAWS, decision={"alpha": 0.05, "min_n": 19}), lost)
     assert row3.n == 19 and any("1 of 40 (model, language, item) rows" in w and "left out" in w for w in row3.warnings)
+
+
+def test_items_and_draws_ci_pairs_items_and_resamples_draws():
+    """The shared item x draw bootstrap of protection_vs_random and disparity_change_draws.
+
+    Closed forms: (1) sides that differ by a constant c on every item and have identical draws give c in every
+    resample, so the interval collapses to [c, c] (fails when items are resampled independently per side or a side
+    is rescaled); (2) with no item variation, a two-draw side [0, 1] vs a fixed zero side gives resample means in
+    {0, 0.5, 1} with probabilities 1/4, 1/2, 1/4, so the 95% interval is [0, 1]; a one-column side is never
+    resampled, so it alone gives a zero-width interval.
+    """
+    from qdstats.claims.registry import ClaimContext
+    from qdstats.claims.tests_builtin import _items_and_draws_ci
+
+    ctx = ClaimContext(claim_id="t", n_resamples=2000, seed=3)
+    x = np.random.default_rng(0).normal(size=(30, 1))
+    lo, hi = _items_and_draws_ci(x + 0.25, np.repeat(x, 4, axis=1), ctx)
+    assert_allclose([lo, hi], [0.25, 0.25], atol=1e-12)
+    two = np.tile([0.0, 1.0], (30, 1))
+    lo, hi = _items_and_draws_ci(two, np.zeros((30, 1)), ctx)
+    assert (lo, hi) == (0.0, 1.0)
+    lo, hi = _items_and_draws_ci(np.ones((30, 1)), np.zeros((30, 1)), ctx)
+    assert (lo, hi) == (1.0, 1.0)
