@@ -17,7 +17,10 @@ exists, so an interrupted run resumes where it stopped):
     carry ``prune_calibration``, ``prune_calib_tokens`` and ``prune_calib_seed``).
 ``sweep=int4-g64-sym@test`` / ``sweep=int4-g64-sym@dev``
     Single-layer sensitivity sweep (``qdmodels.eval.sensitivity.sweep_layers``, prefix-cached) on the test items (H3)
-    or on the dev items (selection for H4). Resumable per (layer, language) unit.
+    or on the dev items (selection for H4). Resumable per (layer, language) unit. A dev sweep with another
+    ``--dev-per-language`` than the first one's 24 writes ``..._dev_d<N>.jsonl`` (its records have ``n = N``), so
+    sweeps of different sizes never share a file; the protect steps read the sweep of the given
+    ``--dev-per-language``.
 ``protect=int4-g64-sym@k3`` / ``@k3:disparity`` / ``@k3:random7``
     H4: k layers are kept in full precision and the plan is evaluated on the test items. The rule picks them:
     ``mean`` (the default, no suffix) the k layers with the largest mean dev-split sensitivity over all languages
@@ -79,6 +82,15 @@ def load_items(split: str, per_language: int, langs: list[str]) -> dict[str, lis
 
 def slug(step: str) -> str:
     return step.replace("=", "_").replace("@", "_").replace("+", "_").replace(":", "_")
+
+
+DEV_SWEEP_ITEMS = 24  # the first dev sweeps' size; their files have no size suffix
+
+
+def sweep_path(out_dir: Path, step: str, dev_per_language: int) -> Path:
+    """File of a ``sweep=<scheme>@<split>`` step: dev sweeps of another size than 24 get ``_d<N>``."""
+    sized = step.endswith("@dev") and dev_per_language != DEV_SWEEP_ITEMS
+    return out_dir / f"{slug(step)}{f'_d{dev_per_language}' if sized else ''}.jsonl"
 
 
 def _quant_summary(report: Any, model_ref: Any, cond: dict[str, Any]) -> list[Any]:
@@ -195,7 +207,7 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
 
         scheme, split = step[len("sweep="):].split("@")
         items = test if split == "test" else load_items("dev", args.dev_per_language, args.langs)
-        out = out_dir / f"{slug(step)}.jsonl"
+        out = sweep_path(out_dir, step, args.dev_per_language)
         res = sweep_layers(lm, items, scheme, granularity="layer", out=out, batch_size=args.batch_size,
                            n_resamples=2000, rng=0)
         print(f"{step}: {len(res.records)} new records, {len(res.skipped)} units skipped -> {out}", file=sys.stderr)
@@ -213,6 +225,8 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         suffix = (f"_seed{args.calib_seed}" if args.calib_seed else "") + (
             f"_damp{args.gptq_percdamp:g}" if args.gptq_percdamp != 0.1 else "") + (
             "_actorder" if args.gptq_act_order else "") + ("_trueseq" if args.gptq_true_sequential else "") + suffix
+    if (step.startswith("protect=") and ":random" not in step and args.dev_per_language != DEV_SWEEP_ITEMS):
+        suffix = f"_d{args.dev_per_language}" + suffix  # chosen on a dev sweep of another size
     path = out_dir / f"eval_{slug(step)}{suffix}.parquet"
     if path.exists():
         print(f"{step}: already done ({path})", file=sys.stderr)
@@ -223,7 +237,7 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         scheme, kk = step[len("protect="):].split("@k")
         k, _, rule = kk.partition(":")
         sch = QuantScheme.parse(scheme)
-        plan, sel = protection_plan(lm, out_dir / f"{slug('sweep=' + scheme + '@dev')}.jsonl", int(k), rule or "mean",
+        plan, sel = protection_plan(lm, sweep_path(out_dir, f"sweep={scheme}@dev", args.dev_per_language), int(k), rule or "mean",
                                     langs=args.langs, step=step)
         cond = {**base, "scheme": sch.key, "protect": plan.key, "protect_k": int(k), **sel}
         recs = eval_step(lm, test, cond, lambda m: quantized(m, sch, plan=plan), args.batch_size, extra)

@@ -364,7 +364,7 @@ def _selection_mask(frame: pd.DataFrame, sel: Selection) -> pd.Series:
         return match_values(frame[col], values)
 
     for col, vals in (("model.model_id", sel.model), ("language", sel.language), ("site", sel.site),
-                      ("corpus.split", sel.split), ("corpus.corpus_id", sel.corpus)):
+                      ("corpus.split", sel.split), ("corpus.corpus_id", sel.corpus), ("n", sel.n)):
         if vals is not None:
             mask &= col_isin(col, vals)
     if sel.site_regex is not None:

@@ -35,6 +35,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -94,11 +95,22 @@ class Selection(BaseModel):
     corpus: list[str] | None = Field(default=None, description="CorpusRef.corpus_id value(s).")
     condition: dict[str, FilterValue] = Field(default_factory=dict, description="Condition filters.")
     attributes: dict[str, FilterValue] = Field(default_factory=dict, description="Attribute filters.")
+    n: list[int] | None = Field(default=None, description=(
+        "Record ``n`` value(s): how many items a summary record aggregates (e.g. 96 dev sentences per layer and "
+        "language in a sensitivity sweep), so two sweeps of different sizes are never mixed."))
 
-    @field_validator("model", "language", "site", "split", "corpus", mode="before")
+    @field_validator("model", "language", "site", "split", "corpus", "n", mode="before")
     @classmethod
     def _as_list(cls, v: Any) -> Any:
         return _listify(v)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_n(self, handler: Any) -> dict[str, Any]:
+        # ``n`` came after specs were hashed: leaving it out when unset keeps every earlier spec hash unchanged.
+        out = handler(self)
+        if out.get("n") is None:
+            out.pop("n", None)
+        return out
 
     @field_validator("quantity")
     @classmethod

@@ -270,3 +270,25 @@ D = Decision(alpha=0.05, ci_excludes=0.0, min_abs_effect=0.1, min_n=1)
 )
 def test_decide_rule(est, lo, hi, p, alt, verdict):
     assert decide(est, lo, hi, p, D, alt)[0] == verdict
+
+
+def test_selection_by_record_n_keeps_sweeps_of_different_sizes_apart(planted):
+    """``select.n`` matches the record's ``n``: records of a 96-item summary are never mixed with a 24-item one.
+    Unset, it is left out of the spec's canonical form, so the hashes of specs written before it are unchanged."""
+    small = [r.model_copy(update={"n": 24}) for r in planted]
+    shift = 0.5  # Hebrew's INT4 damage in the 96-item copy: its DiD is the planted one plus 0.5
+    large = [r.model_copy(update={"n": 96, "value": r.value + (shift if r.condition["scheme"] == "int4"
+                                                                and r.language == "heb_Hebr" else 0.0)})
+             for r in planted]
+    plain = ClaimSpec.model_validate(spec_dict(select={"y": {"quantity": "eval.bits_per_byte", "split": "test"}}))
+    assert "n" not in plain.model_dump(mode="json")["select"]["y"]
+    ref = build_claims_table([plain], planted).rows[0]
+    only = {k: build_claims_table([ClaimSpec.model_validate(
+        spec_dict(select={"y": {"quantity": "eval.bits_per_byte", "split": "test", "n": k}}))], small + large).rows[0]
+        for k in (24, 96)}
+    assert_allclose(only[24].estimate, ref.estimate, rtol=1e-12)
+    assert_allclose(only[96].estimate, ref.estimate + shift, rtol=1e-9)
+    assert only[24].n == only[96].n == ref.n
+    sized = ClaimSpec.model_validate(spec_dict(select={"y": {"quantity": "eval.bits_per_byte", "n": 96}}))
+    assert sized.spec_hash() != ClaimSpec.model_validate(
+        spec_dict(select={"y": {"quantity": "eval.bits_per_byte"}})).spec_hash()
