@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,7 +382,9 @@ def sweep_layers(
     confidence_level : float, default 0.95
         CI level.
     rng : int or numpy.random.Generator, default 0
-        Seed of the bootstrap (recorded in ``seed`` when an int).
+        Seed of the bootstrap (recorded in ``seed`` when an int). An int seeds each (site group, language) unit
+        from (seed, language, group label), so resuming or splitting a sweep over languages gives the records of one
+        uninterrupted run; a Generator is consumed by the units in order.
     keep_item_records : bool, default False
         Also return (and write) per-item ``eval.bits_per_byte`` records of every perturbed condition.
     quantize : callable, optional
@@ -561,6 +564,18 @@ def _fp_pass(iv: _SweepInputs, lang_items: Sequence[ParallelItem], todo: Sequenc
                           clusters=[e.item.document_id for e in enc_flat])
 
 
+def _unit_generator(iv: _SweepInputs, language: str, label: str) -> np.random.Generator:
+    """The bootstrap generator of one (site group, language) unit.
+
+    With an int seed it is derived from (seed, language, group label) alone, so a unit's CI does not depend on which
+    units ran before it: a resumed sweep, or one split over ``items`` languages in separate runs, writes the same
+    records as one uninterrupted run. A caller's Generator is shared by the units in order, as given.
+    """
+    if iv.seed is None:
+        return iv.gen
+    return np.random.default_rng([iv.seed, zlib.crc32(language.encode("utf-8")), zlib.crc32(label.encode("utf-8"))])
+
+
 def _unit_records(iv: _SweepInputs, st: _Stratum, fp: _FullPrecision, g: SiteGroup, *,
                   keep_item_records: bool) -> list[Record]:
     """The records of one (site group, language) unit; an exception becomes a :class:`FailedMeasurement`."""
@@ -575,7 +590,7 @@ def _unit_records(iv: _SweepInputs, st: _Stratum, fp: _FullPrecision, g: SiteGro
             delta=bpb_q - fp.bpb_fp, bpb_fp=fp.bpb_fp, bpb_q=bpb_q, clusters=fp.clusters, model_ref=iv.model_ref,
             language=st.language, condition=cond, corpus=st.corpus, items_sha=st.items_sha, group=g,
             prefix_cache=iv.prefix_cache, n_resamples=iv.n_resamples, confidence_level=iv.confidence_level,
-            seed=iv.seed, rng=iv.gen, routine=ROUTINE, stacklevel=4,
+            seed=iv.seed, rng=_unit_generator(iv, st.language, g.label), routine=ROUTINE, stacklevel=4,
             source_types=describe_source_types(iv.source_types, g.sites))]
         if keep_item_records:
             recs = [Measurement(

@@ -128,6 +128,9 @@ def test_sweep_resumes_and_records_failures(tiny_llama, items, tmp_path, tiny_st
     third = sweep_layers(tiny_llama, items, "int4-ch-sym", out=out, n_resamples=20, progress=False)
     assert len(third.records) == 1 and len(third.skipped) == 3
     assert third.records[0].value == first.records[-1].value
+    # ... and the same bootstrap CI: each unit's generator comes from (seed, language, layer), not the units before it
+    assert third.records[0].attributes["ci_low"] == first.records[-1].attributes["ci_low"]
+    assert third.records[0].attributes["ci_high"] == first.records[-1].attributes["ci_high"]
     # a different item set is a different unit
     other = sweep_layers(tiny_llama, items[:3], "int4-ch-sym", out=out, n_resamples=20, progress=False)
     assert not other.skipped
@@ -146,6 +149,23 @@ def test_sweep_resumes_and_records_failures(tiny_llama, items, tmp_path, tiny_st
     assert fails[0].condition["sites"] == "layers.1"
     retry = sweep_layers(tiny_llama, items, "int4-ch-sym", out=out2, n_resamples=20, progress=False)
     assert len(retry.records) == 2 and len(retry.skipped) == 2  # failed units are retried
+
+
+def test_sweep_split_over_languages_equals_one_run(tiny_llama, items, tiny_state_guard):
+    """Two runs on one language each write the records of one run on both (values and bootstrap CIs)."""
+    def key(r):
+        return (r.language, r.condition["sites"])
+
+    def strip(r):
+        return r.model_dump(exclude={"provenance"})
+
+    both = sweep_layers(tiny_llama, items, "int4-ch-sym", n_resamples=50, progress=False).records
+    parts = [r for lang in ("heb_Hebr", "eng_Latn")
+             for r in sweep_layers(tiny_llama, [it for it in items if it.language == lang], "int4-ch-sym",
+                                   n_resamples=50, progress=False).records]
+    assert sorted(map(key, both)) == sorted(map(key, parts)) and len(both) == 4
+    assert {key(r): strip(r) for r in both} == {key(r): strip(r) for r in parts}
+    assert len({r.attributes["ci_low"] for r in both}) == 4  # the units do not share one stream's draws
 
 
 def test_sweep_item_records_and_errors(tiny_llama, items, tiny_state_guard):
