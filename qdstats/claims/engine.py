@@ -70,7 +70,8 @@ __all__ = [
     "load_record_files",
 ]
 
-ENGINE_VERSION = 3  # 3: grade rules dropped_observations and single_calibration_draw
+ENGINE_VERSION = 4  # 3: grade rules dropped_observations and single_calibration_draw; 4: calibration draws counted
+# only in the conditions the test compares
 Verdict = Literal["supported", "not_supported", "inconclusive", "insufficient_data", "error"]
 VERDICTS: tuple[str, ...] = ("supported", "not_supported", "inconclusive", "insufficient_data", "error")
 _EVIDENCE_ORDER = ("measured", "literature", "simulated")
@@ -427,6 +428,28 @@ def _evidence_scope(data: pd.DataFrame, params: Any) -> pd.DataFrame:
     return df
 
 
+def _conditions_used(scope: pd.DataFrame, params: Any) -> pd.DataFrame:
+    """The records of the conditions the test compares: those matching any condition mapping among the test's
+    parameters (``baseline``, ``treatment``, ``before``, ``after``, ...; a mapping counts when one of its keys is a
+    ``condition.*`` column). A selection often keeps conditions the test never reads (H1 selects every unpruned,
+    unprotected condition, GPTQ ones included, and compares fp32 with int4); counting calibration draws over those
+    would grade a claim on evidence it did not use. Without such a mapping the scope is returned unchanged."""
+    values = params.model_dump() if hasattr(params, "model_dump") else dict(params or {})
+    conds = [v for v in values.values() if isinstance(v, dict) and v
+             and any(f"condition.{k}" in scope.columns for k in v)]
+    if not conds or scope.empty:
+        return scope
+    mask = pd.Series(False, index=scope.index)
+    for cond in conds:
+        m = pd.Series(True, index=scope.index)
+        for k, v in cond.items():
+            col = scope[f"condition.{k}"] if f"condition.{k}" in scope.columns else pd.Series(None, index=scope.index,
+                                                                                                dtype=object)
+            m &= match_values(col, v)
+        mask |= m
+    return scope[mask]
+
+
 def _calibration_draws(scope: pd.DataFrame) -> int | None:
     """Fewest distinct ``condition.calib_seed`` values of any calibration set (``condition.calibration``) in the
     evidence; None when no record carries a calibration seed (the grade rule ``single_calibration_draw``)."""
@@ -501,7 +524,7 @@ def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
             estimate=_num(res.estimate), statistic_name=res.statistic_name, statistic=_num(res.statistic),
             df=_num(res.df), p=_num(res.pvalue), details=_jsonable(res.details),
         )
-        draws = _calibration_draws(scope)
+        draws = _calibration_draws(_conditions_used(scope, params))
         if draws is not None:
             out["details"] = {**out["details"], "n_calibration_draws": draws}
         if res.ci is not None:

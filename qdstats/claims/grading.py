@@ -65,8 +65,8 @@ class GradeInput:
         damage gives another verdict; None when no curve was run.
 
     ``details`` may also carry ``dropped_fraction`` (a test's own count of left-out observations) and
-    ``n_calibration_draws`` (added by the engine: the fewest calibration seeds of any calibration set in the
-    evidence, when the records carry ``condition.calib_seed``).
+    ``n_calibration_draws`` (added by the engine: the fewest calibration seeds of any calibration set among the
+    conditions the test compares, when those records carry ``condition.calib_seed``).
     """
 
     n: int
@@ -177,8 +177,8 @@ RULES: tuple[GradeRule, ...] = (
               "the tested units are a selection of the measured ones; the result may not hold for the rest "
               "(issue 15: 67% of Hebrew words dropped by boundary F1)",
               lambda i: _max_dropped(i) > DROPPED_THRESHOLD),
-    GradeRule("single_calibration_draw", 1, "the evidence comes from a calibrated quantizer (records with `calib_seed`) "
-              "measured under one calibration draw per calibration set",
+    GradeRule("single_calibration_draw", 1, "a condition the test compares comes from a calibrated quantizer (records with "
+              "`calib_seed`) measured under one calibration draw per calibration set",
               "GPTQ-style results vary with the calibration sample; one draw cannot separate the method from the draw "
               "(issue 15)",
               _single_calibration_draw),

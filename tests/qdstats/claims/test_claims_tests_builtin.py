@@ -447,6 +447,13 @@ def test_engine_counts_calibration_draws_for_the_grade():
            if r.condition["scheme"] == "int4" else r for r in recs]
     row = _row(spec_dict(), cal)
     assert row.details["n_calibration_draws"] == 1 and "single_calibration_draw" in row.grade_reasons
+    # a calibrated condition the selection keeps but the test does not compare (H1 selects GPTQ records too and
+    # compares fp32 with int4): its single draw says nothing about this claim's evidence
+    extra = [r.model_copy(update={"condition": {**r.condition, "scheme": "int4-gptq", "calibration": "eng",
+                                                "calib_seed": 0}}) for r in recs if r.condition["scheme"] == "int4"]
+    row = _row(spec_dict(), recs + extra)
+    assert row.estimate == plain.estimate
+    assert "n_calibration_draws" not in row.details and "single_calibration_draw" not in row.grade_reasons
 
 
 def _draw_records(*, gains: list[float], n_items: int = 40, seed: int = 0, before_draws: int = 5):
