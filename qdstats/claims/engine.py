@@ -354,6 +354,19 @@ class _Records:
         else:
             frame = pd.DataFrame(columns=["quantity", "value", "content_key"])
         self.frame = frame.reset_index(drop=True)
+        self._masks: dict[str, np.ndarray] = {}
+
+    def mask(self, sel: Selection) -> np.ndarray:
+        """Boolean mask of the rows matching ``sel`` (cached: the rows a spec's ``for_each`` expands share their
+        selections, and a scan of the full frame costs seconds)."""
+        key = sel.model_dump_json()
+        if key not in self._masks:
+            self._masks[key] = _selection_mask(self.frame, sel).to_numpy(bool)
+        return self._masks[key]
+
+    def select(self, sel: Selection) -> pd.DataFrame:
+        """The rows matching ``sel`` (a copy), in the frame's order."""
+        return self.frame[self.mask(sel)].copy()
 
 
 def _selection_mask(frame: pd.DataFrame, sel: Selection) -> pd.Series:
@@ -478,7 +491,7 @@ def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
     try:
         frames, keys = [], []
         for role, sel in spec.select.items():
-            sub = recs.frame[_selection_mask(recs.frame, sel)].copy()
+            sub = recs.select(sel)
             sub["role"] = role
             frames.append(sub)
             keys.extend(f"{role}:{k}" for k in sub["content_key"])
@@ -665,13 +678,15 @@ def build_claims_table(
 
 def _add_specification_curve(row: dict[str, Any], spec: ClaimSpec, recs: _Records) -> None:
     """Re-test the row's claim under every default specification; agreement is with the row's own verdict."""
-    from qdstats.claims.speccurve import DEFAULT_SPECIFICATIONS, specification_curve
+    from qdstats.claims.speccurve import DEFAULT_SPECIFICATIONS, curve_selections, specification_curve
 
     p, p_adj = row.get("p"), row.get("p_adj")
     # the row's own adjustment factor (Holm/BH rank), so the primary specification reproduces the row's p_adj
     mult = max(1.0, p_adj / p) if p and p_adj is not None and p > 0 else float(max(1, int(row.get("family_size") or 1)))
     try:
-        curve = specification_curve(spec, DEFAULT_SPECIFICATIONS, recs.frame, p_multiplier=mult)
+        # only the rows the curve can use (its y filters with the four per-item quantities), from cached masks
+        frame = recs.frame[np.logical_or.reduce([recs.mask(q) for q in curve_selections(spec)])]
+        curve = specification_curve(spec, DEFAULT_SPECIFICATIONS, frame, p_multiplier=mult)
     except (InsufficientDataError, ValueError, KeyError) as exc:  # the row keeps its verdict; the failure is a warning
         row["warnings"] = (*row.get("warnings", ()), f"specification curve failed: {type(exc).__name__}: {exc}")
         return

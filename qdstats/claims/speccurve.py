@@ -150,7 +150,8 @@ def derive_unit(frame: pd.DataFrame, spec: Specification, *, reference: str = "e
     Raises
     ------
     ValueError
-        ``spec.unit`` / ``spec.first_token`` not allowed; no ``eval.nll_sum`` rows.
+        ``spec.unit`` / ``spec.first_token`` not allowed; no ``eval.nll_sum`` rows; for ``bits_per_english_byte``,
+        the reference language's ``eval.n_bytes`` of one item differs between conditions.
     """
     check_option(spec.unit, "spec.unit", UNITS)
     check_option(spec.first_token, "spec.first_token", ("in", "out"))
@@ -185,7 +186,14 @@ def derive_unit(frame: pd.DataFrame, spec: Specification, *, reference: str = "e
     else:
         sub = frame[(frame["quantity"] == "eval.n_bytes") & (frame["language"] == reference)]
         mcol = "model.model_id" if "model.model_id" in frame.columns else None
-        eb = sub.groupby([mcol, "item_id"] if mcol else ["item_id"])["value"].first()
+        grouped = sub.groupby([mcol, "item_id"] if mcol else ["item_id"])["value"]
+        varying = grouped.nunique()
+        if (varying > 1).any():
+            bad = [str(k) for k in varying[varying > 1].index[:3]]
+            raise ValueError(f"`eval.n_bytes` of the reference language {reference!r} differs between the conditions "
+                             f"of one item ({', '.join(bad)}); an item's byte length cannot depend on the condition, "
+                             "so the records do not describe the same text.")
+        eb = grouped.first()
         look = list(zip(kf[mcol], kf["item_id"])) if mcol else list(kf["item_id"])
         val = bits / pd.Series(eb.reindex(look).to_numpy(float), index=idx)
     out = base.assign(value=val.to_numpy(float), quantity=f"spec.{spec.unit}")
@@ -209,14 +217,22 @@ def _run(claim: ClaimSpec, frame: pd.DataFrame, spec: Specification) -> tuple[An
     return test(data, test.validate_params(claim.params), ctx), int(data.attrs.get("n_dropped", 0))
 
 
+_CURVE_QUANTITIES = ("eval.nll_sum", "eval.n_bytes", "eval.n_chars", "eval.nll_first")
+
+
+def curve_selections(claim: ClaimSpec) -> list[Any]:
+    """The claim's ``y`` selection once per per-item quantity a specification is derived from."""
+    sel = claim.select["y"]
+    return [sel.model_copy(update={"quantity": qn}) for qn in _CURVE_QUANTITIES]
+
+
 def _select(claim: ClaimSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """Records matching the claim's ``y`` filters (any quantity)."""
+    """Records matching the claim's ``y`` filters (any of the per-item quantities)."""
     from qdstats.claims.engine import _selection_mask
 
-    sel = claim.select["y"]
     mask = pd.Series(False, index=frame.index)
-    for qn in ("eval.nll_sum", "eval.n_bytes", "eval.n_chars", "eval.nll_first"):
-        mask |= _selection_mask(frame, sel.model_copy(update={"quantity": qn}))
+    for sel in curve_selections(claim):
+        mask |= _selection_mask(frame, sel)
     return frame[mask]
 
 

@@ -146,3 +146,42 @@ def test_engine_reports_robustness_and_grades_a_flip():
     assert f"{row.n_specs_agree}/10 (not robust)" in md and "other verdicts under: " in md
     plain = build_claims_table([CLAIM], recs).rows[0]
     assert plain.n_specifications == 0 and plain.robust is None and "not_robust" not in plain.grade_reasons
+
+
+def test_engine_curve_equals_the_direct_curve_on_all_records():
+    """The engine hands the curve only the rows its cached selection masks keep; the result must equal
+    `specification_curve` on every record (other models and conditions included), for each row a spec expands to."""
+    from qdstats.claims import build_claims_table
+    from qdstats.records import to_frame
+
+    recs = _planted_records()
+    other = [r.model_copy(update={"model": r.model.model_copy(update={"model_id": "m2"}),
+                                  "value": r.value * (1.3 if r.quantity == "eval.nll_sum" else 1.0)}) for r in recs]
+    other += [r.model_copy(update={"condition": {"scheme": "int3"},
+                                   "value": r.value * (1.7 if r.quantity == "eval.nll_sum" else 1.0)})
+              for r in recs if r.condition["scheme"] == "int4"]
+    specs = [ClaimSpec.model_validate({**CLAIM.model_dump(), "id": f"planted.did.{m}", "specifications": "units",
+                                       "params": {**CLAIM.params, "model": m}}) for m in ("m", "m2")]
+    table = build_claims_table(specs, recs + other)
+    full = to_frame(recs + other)
+    assert len(table.rows) == 2
+    for row in table.rows:
+        claim = next(c for c in specs if c.id == row.claim_id)
+        mult = row.p_adj / row.p if row.p else 1.0
+        direct = specification_curve(claim, DEFAULT_SPECIFICATIONS, full, p_multiplier=max(1.0, mult))
+        got = row.details["specifications"]
+        assert set(got) == {c.specification for c in direct.rows}
+        for c in direct.rows:
+            assert got[c.specification]["estimate"] == c.estimate
+            assert got[c.specification]["ci_low"] == c.ci_low and got[c.specification]["verdict"] == c.verdict
+    assert table.rows[0].details["specifications"] != table.rows[1].details["specifications"]
+
+
+def test_reference_bytes_that_depend_on_the_condition_are_an_error():
+    frame, _ = _frame()
+    bad = frame.copy()
+    sel = (bad["quantity"] == "eval.n_bytes") & (bad["language"] == "eng_Latn") & (bad["condition.scheme"] == "int4")
+    bad.loc[sel, "value"] = 51.0
+    with pytest.raises(ValueError, match="differs between the conditions"):
+        derive_unit(bad, Specification(unit="bits_per_english_byte"))
+    derive_unit(bad, Specification(unit="bits_per_byte"))  # other units do not look across conditions
