@@ -15,8 +15,8 @@ import warnings
 
 warnings.simplefilter("ignore")
 
-from qdmodels.compress.calibration_sets import calibration_pool  # noqa: E402
-from qdmodels.models.loading import load_model  # noqa: E402
+from qdmodels.compress.calibration_sets import calibration_pool
+from qdmodels.models.loading import load_model
 
 LANGS = ["eng_Latn", "deu_Latn", "fin_Latn", "tur_Latn", "heb_Hebr", "arb_Arab", "kor_Hang", "zho_Hans"]
 SOURCES = {"dataset_build": ("dataset_build",), "dataset_build + ntrex_dev": ("dataset_build", "ntrex_dev")}

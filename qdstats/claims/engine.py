@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from qdstats.validation import UnknownNameError, did_you_mean
 from qdstats.claims.grading import GradeInput, grade_claim
 from qdstats.claims.registry import ClaimContext, InsufficientDataError, get_test
 from qdstats.claims.spec import (
@@ -54,6 +53,7 @@ from qdstats.records import (
 )
 from qdstats.records.provenance import git_sha, package_version
 from qdstats.results import StatResult
+from qdstats.validation import UnknownNameError, did_you_mean
 
 __all__ = [
     "ENGINE_VERSION",
@@ -551,7 +551,7 @@ def _run_one(spec: ClaimSpec, recs: _Records) -> dict[str, Any]:
             out["verdict"] = None  # decided after adjustment
     except InsufficientDataError as exc:
         out.update(verdict="insufficient_data", message=str(exc), warnings=tuple(msgs))
-    except Exception as exc:  # noqa: BLE001  (one failing claim never aborts the table)
+    except Exception as exc:  # one failing claim never aborts the table
         out.update(verdict="error", message=f"{type(exc).__name__}: {exc}", warnings=tuple(msgs))
     out.setdefault("evidence", spec.evidence)
     return out
@@ -678,7 +678,11 @@ def build_claims_table(
 
 def _add_specification_curve(row: dict[str, Any], spec: ClaimSpec, recs: _Records) -> None:
     """Re-test the row's claim under every default specification; agreement is with the row's own verdict."""
-    from qdstats.claims.speccurve import DEFAULT_SPECIFICATIONS, curve_selections, specification_curve
+    from qdstats.claims.speccurve import (
+        DEFAULT_SPECIFICATIONS,
+        curve_selections,
+        specification_curve,
+    )
 
     p, p_adj = row.get("p"), row.get("p_adj")
     # the row's own adjustment factor (Holm/BH rank), so the primary specification reproduces the row's p_adj
