@@ -95,6 +95,7 @@ class ClaimContext:
 
 
 TestFunction = Callable[[pd.DataFrame, Any, ClaimContext], StatResult]
+NarrowFunction = Callable[[pd.DataFrame, Any], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,16 @@ class ClaimTest:
     accepts_covariates: bool = False
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    narrow: NarrowFunction | None = None
+
+    def rows(self, data: pd.DataFrame, params: BaseModel) -> pd.DataFrame:
+        """The rows of ``data`` the test can use under ``params`` (all of them when the test declares no ``narrow``).
+
+        A test's ``narrow`` drops only rows the test itself would ignore (another model, another condition), so
+        ``test(test.rows(data, p), p, ctx)`` equals ``test(data, p, ctx)``; callers that run one test many times on
+        re-derived values of the same rows (the specification curve) narrow once and skip the repeated scans.
+        """
+        return data if self.narrow is None else self.narrow(data, params)
 
     def validate_params(self, params: dict[str, Any] | None) -> BaseModel:
         """Validate a spec's ``params`` mapping with this test's parameter model."""
@@ -135,8 +146,12 @@ class ClaimTestRegistry:
         optional_roles: tuple[str, ...] = (),
         accepts_covariates: bool = False,
         description: str = "",
+        narrow: NarrowFunction | None = None,
     ) -> Callable[[TestFunction], TestFunction]:
         """Decorator registering ``fn`` under ``name``.
+
+        ``narrow`` (optional) is ``(data, params) -> data`` returning the rows the test can use, and only rows the
+        test itself would ignore may be dropped (see :meth:`ClaimTest.rows`).
 
         Raises
         ------
@@ -159,6 +174,7 @@ class ClaimTestRegistry:
                 self._tests[name] = ClaimTest(
                     name=name, fn=fn, params_model=params, roles=tuple(roles), optional_roles=tuple(optional_roles),
                     accepts_covariates=accepts_covariates, description=description or (fn.__doc__ or "").strip().split("\n")[0],
+                    narrow=narrow,
                 )
             return fn
 
@@ -233,11 +249,12 @@ def register_test(
     optional_roles: tuple[str, ...] = (),
     accepts_covariates: bool = False,
     description: str = "",
+    narrow: NarrowFunction | None = None,
 ) -> Callable[[TestFunction], TestFunction]:
     """Register a claim test in the package registry (decorator); see the module docstring."""
     return REGISTRY.register(
         name, params=params, roles=roles, optional_roles=optional_roles,
-        accepts_covariates=accepts_covariates, description=description,
+        accepts_covariates=accepts_covariates, description=description, narrow=narrow,
     )
 
 

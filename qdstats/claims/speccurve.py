@@ -299,7 +299,8 @@ def specification_curve(
         raise ValueError(f"`p_multiplier` must be a number >= 1; got {p_multiplier!r}.")
     mult = float(family_size if p_multiplier is None else p_multiplier)
     frame = records if isinstance(records, pd.DataFrame) else to_frame(list(records))
-    frame = _select(claim, frame)
+    test = get_test(claim.test)
+    frame = test.rows(_select(claim, frame), test.validate_params(claim.params))  # once, not per specification
     specs = list(specifications)
     if primary.id not in [s.id for s in specs]:
         specs.insert(0, primary)

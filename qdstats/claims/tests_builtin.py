@@ -88,18 +88,22 @@ def match_values(series: pd.Series, value: Any) -> pd.Series:
     values = value if isinstance(value, list) else [value]
     mask = pd.Series(False, index=series.index)
     obj = series.astype(object)
-    if pd.api.types.is_bool_dtype(series.dtype):
-        is_bool = pd.Series(True, index=series.index)
-    elif series.dtype == object:
-        is_bool = obj.map(lambda s: isinstance(s, (bool, np.bool_)))
-    else:
-        is_bool = pd.Series(False, index=series.index)
+    is_bool: pd.Series | None = None  # only numbers and booleans can compare equal across the two (1 == True)
     for v in values:
         if v is None:
             mask |= series.isna()
-        else:
-            eq = (obj == v) & series.notna()
-            mask |= eq & (is_bool if isinstance(v, bool) else ~is_bool)
+            continue
+        eq = (obj == v) & series.notna()
+        if isinstance(v, (bool, np.bool_, int, float, np.number)):
+            if is_bool is None:
+                if pd.api.types.is_bool_dtype(series.dtype):
+                    is_bool = pd.Series(True, index=series.index)
+                elif series.dtype == object:
+                    is_bool = obj.map(lambda s: isinstance(s, (bool, np.bool_)))
+                else:
+                    is_bool = pd.Series(False, index=series.index)
+            eq &= is_bool if isinstance(v, (bool, np.bool_)) else ~is_bool
+        mask |= eq
     return mask
 
 
@@ -244,7 +248,24 @@ class DiDParams(_P):
     kind: Literal["bca", "percentile", "basic"] = Field(default="bca", description="Bootstrap interval type.")
 
 
-@register_test("diff_in_diff", params=DiDParams, roles=("y",),
+def _did_rows(data: pd.DataFrame, params: DiDParams) -> pd.DataFrame:
+    """The rows :func:`diff_in_diff_test` uses: ``params.model``'s records under the baseline or the treatment.
+
+    When nothing would be left, ``data`` is returned whole so that the test raises its own error.
+    """
+    mask = pd.Series(True, index=data.index)
+    if params.model is not None and "model.model_id" in data.columns:
+        mask = data["model.model_id"] == params.model
+        if "model.family" in data.columns:
+            mask |= data["model.family"] == params.model
+    kept = data[mask]
+    idx = subset(kept, params.baseline, "params.baseline").index.union(
+        subset(kept, params.treatment, "params.treatment").index)
+    out = data[data.index.isin(idx)]
+    return data if out.empty else out
+
+
+@register_test("diff_in_diff", params=DiDParams, roles=("y",), narrow=_did_rows,
                description="Per-language difference in differences vs a reference language (qdstats.disparity.diff_in_diff).")
 def diff_in_diff_test(data: pd.DataFrame, params: DiDParams, ctx: ClaimContext) -> StatResult:
     """Δ_target − Δ_reference on paired per-item data, via :func:`qdstats.disparity.diff_in_diff`.
@@ -309,7 +330,7 @@ def diff_in_diff_test(data: pd.DataFrame, params: DiDParams, ctx: ClaimContext) 
     return StatResult(
         test="diff_in_diff", estimate_name="did", estimate=est.estimate, ci=est.ci, statistic_name="did",
         statistic=est.estimate, pvalue=est.pvalue, alternative=ctx.alternative, n=est.n,
-        n_units={**est.n_units, "languages": int(df["language"].nunique())},
+        n_units={**est.n_units, "languages": int(long["language"].nunique())},
         variables=(params.target, params.reference), warnings=wc.messages,
         details={"delta_target": float(by_lang.get(params.target, math.nan)),
                  "delta_reference": float(by_lang.get(params.reference, math.nan)),

@@ -577,3 +577,31 @@ def test_items_and_draws_ci_pairs_items_and_resamples_draws():
     assert (lo, hi) == (0.0, 1.0)
     lo, hi = _items_and_draws_ci(np.ones((30, 1)), np.zeros((30, 1)), ctx)
     assert (lo, hi) == (1.0, 1.0)
+
+
+def test_diff_in_diff_rows_drop_only_what_the_test_ignores():
+    """ClaimTest.rows (used once per specification curve) keeps params.model's baseline and treatment rows
+    and nothing else, and the test gives the identical result on the narrowed frame."""
+    from qdstats.claims.registry import ClaimContext, get_test
+
+    effects = {"eng_Latn": 0.02, "heb_Hebr": 0.08, "arb_Arab": 0.0}
+    recs = bpb_records(effects=effects, n_items=30, seed=4, model=model_ref("m0"))
+    recs += bpb_records(effects=effects, n_items=30, seed=5, model=model_ref("m1"))
+    recs += [r for r in bpb_records(effects=effects, n_items=30, seed=4, model=model_ref("m0"),
+                                    treatment={"scheme": "int3"}) if r.condition["scheme"] == "int3"]
+    df = to_frame(recs).assign(role="y")
+    test = get_test("diff_in_diff")
+    params = test.validate_params({"baseline": {"scheme": "fp32"}, "treatment": {"scheme": "int4"},
+                                   "target": "heb_Hebr", "model": "m0"})
+    narrowed = test.rows(df, params)
+    assert len(df) == 3 * 3 * 2 * 30 - 3 * 30  # m0: fp32, int4, int3; m1: fp32, int4
+    assert len(narrowed) == 2 * 3 * 30
+    assert set(narrowed["model.model_id"]) == {"m0"}
+    assert set(narrowed["condition.scheme"]) == {"fp32", "int4"}
+    ctx = ClaimContext(claim_id="t", alternative="greater", n_resamples=499, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "only 3 languages (< 10)": expected here
+        whole, narrow = test(df, params, ctx), test(narrowed, params, ctx)
+    assert whole.model_dump() == narrow.model_dump()
+    missing = test.validate_params({**params.model_dump(), "model": "m9"})
+    assert test.rows(df, missing) is df  # nothing would be left: the test raises its own error on the whole frame
