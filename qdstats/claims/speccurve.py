@@ -155,52 +155,77 @@ def derive_unit(frame: pd.DataFrame, spec: Specification, *, reference: str = "e
     """
     check_option(spec.unit, "spec.unit", UNITS)
     check_option(spec.first_token, "spec.first_token", ("in", "out"))
-    keys = _key_cols(frame)
-    base = frame[frame["quantity"] == "eval.nll_sum"].copy()
-    if base.empty:
-        raise ValueError("`frame` has no `eval.nll_sum` records; every unit is derived from them.")
-    kf = base[keys].astype(object).where(base[keys].notna(), "<none>")
-    idx = pd.MultiIndex.from_frame(kf)
-    nll = pd.Series(base["value"].to_numpy(float), index=idx)
+    return _UnitInputs(frame, reference).derive(spec)
 
-    def q(name: str) -> pd.Series:
-        sub = frame[frame["quantity"] == name]
-        if sub.empty:
-            return pd.Series(np.nan, index=idx)
-        k = sub[keys].astype(object).where(sub[keys].notna(), "<none>")
-        s = pd.Series(sub["value"].to_numpy(float), index=pd.MultiIndex.from_frame(k))
-        s = s[~s.index.duplicated()]
-        return s.reindex(idx)
 
-    if spec.first_token == "out":
-        nll = nll - q("eval.nll_first")
-    bits = nll / _LN2
-    if spec.unit == "bits_per_byte":
-        val = bits / q("eval.n_bytes")
-    elif spec.unit == "bits_per_char":
-        val = bits / q("eval.n_chars")
-    elif spec.unit == "bits_per_sentence":
-        val = bits
-    elif spec.unit == "relative_change":
-        val = np.log(nll)
-    else:
-        sub = frame[(frame["quantity"] == "eval.n_bytes") & (frame["language"] == reference)]
-        mcol = "model.model_id" if "model.model_id" in frame.columns else None
-        grouped = sub.groupby([mcol, "item_id"] if mcol else ["item_id"])["value"]
-        varying = grouped.nunique()
-        if (varying > 1).any():
-            bad = [str(k) for k in varying[varying > 1].index[:3]]
-            raise ValueError(f"`eval.n_bytes` of the reference language {reference!r} differs between the conditions "
-                             f"of one item ({', '.join(bad)}); an item's byte length cannot depend on the condition, "
-                             "so the records do not describe the same text.")
-        eb = grouped.first()
-        look = list(zip(kf[mcol], kf["item_id"])) if mcol else list(kf["item_id"])
-        val = bits / pd.Series(eb.reindex(look).to_numpy(float), index=idx)
-    out = base.assign(value=val.to_numpy(float), quantity=f"spec.{spec.unit}")
-    ok = np.isfinite(out["value"].to_numpy(float))
-    res = out[ok].copy()
-    res.attrs["n_dropped"] = int((~ok).sum())
-    return res
+class _UnitInputs:
+    """The per-item lookups every unit is derived from, built once per frame (a specification curve derives ten
+    units from the same rows; each lookup is a scan of the frame)."""
+
+    def __init__(self, frame: pd.DataFrame, reference: str) -> None:
+        self.frame, self.reference = frame, reference
+        self.keys = _key_cols(frame)
+        base = frame[frame["quantity"] == "eval.nll_sum"].copy()
+        if base.empty:
+            raise ValueError("`frame` has no `eval.nll_sum` records; every unit is derived from them.")
+        self.base = base
+        self.kf = base[self.keys].astype(object).where(base[self.keys].notna(), "<none>")
+        self.idx = pd.MultiIndex.from_frame(self.kf)
+        self.nll = pd.Series(base["value"].to_numpy(float), index=self.idx)
+        self._q: dict[str, pd.Series] = {}
+        self._eb: pd.Series | None = None
+
+    def q(self, name: str) -> pd.Series:
+        """``name``'s value for each ``eval.nll_sum`` row (same model, language, item and condition); NaN if none."""
+        if name not in self._q:
+            sub = self.frame[self.frame["quantity"] == name]
+            if sub.empty:
+                self._q[name] = pd.Series(np.nan, index=self.idx)
+            else:
+                k = sub[self.keys].astype(object).where(sub[self.keys].notna(), "<none>")
+                ser = pd.Series(sub["value"].to_numpy(float), index=pd.MultiIndex.from_frame(k))
+                self._q[name] = ser[~ser.index.duplicated()].reindex(self.idx)
+        return self._q[name]
+
+    def english_bytes(self) -> pd.Series:
+        """The reference language's ``eval.n_bytes`` of each row's item (one value per model and item)."""
+        if self._eb is None:
+            frame, reference, kf = self.frame, self.reference, self.kf
+            sub = frame[(frame["quantity"] == "eval.n_bytes") & (frame["language"] == reference)]
+            mcol = "model.model_id" if "model.model_id" in frame.columns else None
+            grouped = sub.groupby([mcol, "item_id"] if mcol else ["item_id"])["value"]
+            varying = grouped.nunique()
+            if (varying > 1).any():
+                bad = [str(k) for k in varying[varying > 1].index[:3]]
+                raise ValueError(f"`eval.n_bytes` of the reference language {reference!r} differs between the "
+                                 f"conditions of one item ({', '.join(bad)}); an item's byte length cannot depend on "
+                                 "the condition, so the records do not describe the same text.")
+            eb = grouped.first()
+            look = list(zip(kf[mcol], kf["item_id"])) if mcol else list(kf["item_id"])
+            self._eb = pd.Series(eb.reindex(look).to_numpy(float), index=self.idx)
+        return self._eb
+
+    def derive(self, spec: Specification) -> pd.DataFrame:
+        """The ``eval.nll_sum`` rows with ``value`` in ``spec``'s unit (see :func:`derive_unit`)."""
+        check_option(spec.unit, "spec.unit", UNITS)
+        check_option(spec.first_token, "spec.first_token", ("in", "out"))
+        nll = self.nll - self.q("eval.nll_first") if spec.first_token == "out" else self.nll
+        bits = nll / _LN2
+        if spec.unit == "bits_per_byte":
+            val = bits / self.q("eval.n_bytes")
+        elif spec.unit == "bits_per_char":
+            val = bits / self.q("eval.n_chars")
+        elif spec.unit == "bits_per_sentence":
+            val = bits
+        elif spec.unit == "relative_change":
+            val = np.log(nll)
+        else:
+            val = bits / self.english_bytes()
+        out = self.base.assign(value=val.to_numpy(float), quantity=f"spec.{spec.unit}")
+        ok = np.isfinite(out["value"].to_numpy(float))
+        res = out[ok].copy()
+        res.attrs["n_dropped"] = int((~ok).sum())
+        return res
 
 
 # ----------------------------------------------------------------------------- the curve
@@ -208,13 +233,17 @@ def _reference(claim: ClaimSpec) -> str:
     return str(claim.params.get("reference", "eng_Latn"))
 
 
-def _run(claim: ClaimSpec, frame: pd.DataFrame, spec: Specification) -> tuple[Any, int]:
-    data = derive_unit(frame, spec, reference=_reference(claim)).assign(role="y")
+def _run(claim: ClaimSpec, inputs: _UnitInputs, spec: Specification) -> tuple[Any, int]:
+    data = inputs.derive(spec)
+    n_dropped = int(data.attrs.get("n_dropped", 0))
     test = get_test(claim.test)
+    params = test.validate_params(claim.params)
     ctx = ClaimContext(claim_id=claim.id, alternative=claim.alternative, confidence_level=claim.confidence_level,
                        unit_of_analysis=claim.unit_of_analysis, covariates=tuple(claim.covariates),
                        n_resamples=claim.n_resamples, seed=claim.seed)
-    return test(data, test.validate_params(claim.params), ctx), int(data.attrs.get("n_dropped", 0))
+    # the test's own rows of the derived values (ClaimTest.rows: the same result, without re-scanning other models
+    # and conditions once per specification)
+    return test(test.rows(data.assign(role="y"), params), params, ctx), n_dropped
 
 
 _CURVE_QUANTITIES = ("eval.nll_sum", "eval.n_bytes", "eval.n_chars", "eval.nll_first")
@@ -299,15 +328,21 @@ def specification_curve(
         raise ValueError(f"`p_multiplier` must be a number >= 1; got {p_multiplier!r}.")
     mult = float(family_size if p_multiplier is None else p_multiplier)
     frame = records if isinstance(records, pd.DataFrame) else to_frame(list(records))
-    test = get_test(claim.test)
-    frame = test.rows(_select(claim, frame), test.validate_params(claim.params))  # once, not per specification
+    frame = _select(claim, frame)
     specs = list(specifications)
     if primary.id not in [s.id for s in specs]:
         specs.insert(0, primary)
     runs: dict[str, tuple[Any, int, str | None]] = {}
+    try:
+        inputs: _UnitInputs | None = _UnitInputs(frame, _reference(claim))
+        no_inputs = ""
+    except ValueError as exc:
+        inputs, no_inputs = None, f"{type(exc).__name__}: {exc}"
     for s in specs:
         try:
-            res, nd = _run(claim, frame, s)
+            if inputs is None:
+                raise ValueError(no_inputs)
+            res, nd = _run(claim, inputs, s)
             runs[s.id] = (res, nd, None)
         except (InsufficientDataError, ValueError, KeyError) as exc:
             runs[s.id] = (None, 0, f"{type(exc).__name__}: {exc}")

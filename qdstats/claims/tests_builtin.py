@@ -251,8 +251,17 @@ class DiDParams(_P):
 def _did_rows(data: pd.DataFrame, params: DiDParams) -> pd.DataFrame:
     """The rows :func:`diff_in_diff_test` uses: ``params.model``'s records under the baseline or the treatment.
 
-    When nothing would be left, ``data`` is returned whole so that the test raises its own error.
+    ``data`` is returned whole whenever narrowing could change what the test does: no ``params.model`` while several
+    models are present (the test refuses that), a condition on the model, language or item columns (the test
+    matches those after filling missing values), or a target or reference language left without rows (the test
+    raises its own error).
     """
+    if params.model is None and "model.model_id" in data.columns and data["model.model_id"].nunique(dropna=False) > 1:
+        return data
+    pair_cols = set(_PAIR_KEYS)
+    for cond, name in ((params.baseline, "params.baseline"), (params.treatment, "params.treatment")):
+        if any(resolve_column(data, k, f"{name}.{k}", required=False) in pair_cols for k in cond):
+            return data
     mask = pd.Series(True, index=data.index)
     if params.model is not None and "model.model_id" in data.columns:
         mask = data["model.model_id"] == params.model
@@ -262,7 +271,9 @@ def _did_rows(data: pd.DataFrame, params: DiDParams) -> pd.DataFrame:
     idx = subset(kept, params.baseline, "params.baseline").index.union(
         subset(kept, params.treatment, "params.treatment").index)
     out = data[data.index.isin(idx)]
-    return data if out.empty else out
+    if not {params.target, params.reference} <= set(out["language"]):
+        return data
+    return out
 
 
 @register_test("diff_in_diff", params=DiDParams, roles=("y",), narrow=_did_rows,
@@ -282,7 +293,7 @@ def diff_in_diff_test(data: pd.DataFrame, params: DiDParams, ctx: ClaimContext) 
     Returns
     -------
     StatResult
-        ``estimate`` = DiD (bits per byte), cluster-bootstrap CI, sign-flip permutation ``pvalue``, ``n`` = items; ``details`` has ``delta_target`` and ``delta_reference``.
+        ``estimate`` = DiD (bits per byte), cluster-bootstrap CI, sign-flip permutation ``pvalue``, ``n`` = items; ``details`` has ``delta_target`` and ``delta_reference``; ``n_units['languages']`` counts the languages with baseline or treatment records (those compared).
 
     Raises
     ------

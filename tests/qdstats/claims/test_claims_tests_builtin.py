@@ -605,3 +605,21 @@ def test_diff_in_diff_rows_drop_only_what_the_test_ignores():
     assert whole.model_dump() == narrow.model_dump()
     missing = test.validate_params({**params.model_dump(), "model": "m9"})
     assert test.rows(df, missing) is df  # nothing would be left: the test raises its own error on the whole frame
+
+
+def test_diff_in_diff_rows_keep_everything_when_the_test_would_refuse():
+    """Two models without params.model: the test refuses the frame, so narrowing must not hide the second model."""
+    from qdstats.claims.registry import get_test
+
+    effects = {"eng_Latn": 0.02, "heb_Hebr": 0.08}
+    recs = bpb_records(effects=effects, n_items=10, seed=4, model=model_ref("m0"))
+    recs += [r for r in bpb_records(effects=effects, n_items=10, seed=5, model=model_ref("m1"),
+                                    treatment={"scheme": "int3"}) if r.condition["scheme"] == "int3"]
+    df = to_frame(recs).assign(role="y")
+    test = get_test("diff_in_diff")
+    params = test.validate_params({"baseline": {"scheme": "fp32"}, "treatment": {"scheme": "int4"},
+                                   "target": "heb_Hebr"})
+    assert test.rows(df, params) is df
+    on_language = test.validate_params({**params.model_dump(), "model": "m0",
+                                        "baseline": {"scheme": "fp32", "language": ["eng_Latn", "heb_Hebr"]}})
+    assert test.rows(df, on_language) is df  # a condition on a pair key: left to the test

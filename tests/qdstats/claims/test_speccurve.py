@@ -185,3 +185,31 @@ def test_reference_bytes_that_depend_on_the_condition_are_an_error():
     with pytest.raises(ValueError, match="differs between the conditions"):
         derive_unit(bad, Specification(unit="bits_per_english_byte"))
     derive_unit(bad, Specification(unit="bits_per_byte"))  # other units do not look across conditions
+
+
+def test_narrowing_to_the_tests_rows_changes_nothing(monkeypatch):
+    """The curve narrows each derived frame to the test's own rows (ClaimTest.rows); with narrowing switched off the
+    curve must be identical, including a third condition whose English byte counts differ (an error for
+    bits_per_english_byte either way: the units are derived from every selected row before narrowing)."""
+    from qdstats.claims.registry import ClaimTest
+
+    frame, _ = _frame()
+    m2 = frame.assign(**{"model.model_id": "m2"})
+    m2.loc[m2["quantity"] == "eval.nll_sum", "value"] *= 1.3
+    int3 = frame[frame["condition.scheme"] == "int4"].assign(**{"condition.scheme": "int3"})
+    int3.loc[int3["quantity"] == "eval.nll_sum", "value"] *= 1.7
+    int3.loc[(int3["quantity"] == "eval.n_bytes") & (int3["language"] == "eng_Latn"), "value"] = 51.0
+    full = pd.concat([frame, m2, int3], ignore_index=True)
+    claim = ClaimSpec.model_validate({**CLAIM.model_dump(), "params": {**CLAIM.params, "model": "m"}})
+    narrowed = specification_curve(claim, DEFAULT_SPECIFICATIONS, full)
+    monkeypatch.setattr(ClaimTest, "rows", lambda self, data, params: data)
+    whole = specification_curve(claim, DEFAULT_SPECIFICATIONS, full)
+    assert narrowed.model_dump() == whole.model_dump()
+    by_id = {r.specification: r for r in narrowed.rows}
+    assert by_id["bits_per_english_byte/first_in"].verdict == "insufficient_data"
+    assert "differs between the conditions" in by_id["bits_per_english_byte/first_in"].reason
+    assert by_id["bits_per_sentence/first_in"].estimate is not None
+    no_model = ClaimSpec.model_validate(CLAIM.model_dump())  # two models and no params.model: refused either way
+    assert all("`params.model` is required" in r.reason
+               for r in specification_curve(no_model, DEFAULT_SPECIFICATIONS, full).rows
+               if r.unit != "bits_per_english_byte")  # that unit fails earlier, on the differing byte counts
