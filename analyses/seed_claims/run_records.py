@@ -14,7 +14,8 @@ exists, so an interrupted run resumes where it stopped):
 ``prune=unstructured-0.5`` and ``int4-g64-sym+prune=unstructured-0.5``
     Magnitude pruning alone and pruning followed by quantization (H6); also ``2:4`` and ``wanda-0.2``
     (activation-aware, calibrated on ``dataset_build`` text: ``--prune-calibration eng`` or ``multi``; the records
-    carry ``prune_calibration``, ``prune_calib_tokens`` and ``prune_calib_seed``).
+    carry ``prune_calibration``, ``prune_calib_tokens`` and ``prune_calib_seed``; files calibrated on ``multi`` or
+    with ``--calib-seed N`` get ``_calmulti`` / ``_seed<N>``).
 ``sweep=int4-g64-sym@test`` / ``sweep=int4-g64-sym@dev``
     Single-layer sensitivity sweep (``qdmodels.eval.sensitivity.sweep_layers``, prefix-cached) on the test items (H3)
     or on the dev items (selection for H4). Resumable per (layer, language) unit. A dev sweep with another
@@ -225,6 +226,10 @@ def run_step(step: str, lm: Any, args: argparse.Namespace, out_dir: Path) -> Non
         suffix = (f"_seed{args.calib_seed}" if args.calib_seed else "") + (
             f"_damp{args.gptq_percdamp:g}" if args.gptq_percdamp != 0.1 else "") + (
             "_actorder" if args.gptq_act_order else "") + ("_trueseq" if args.gptq_true_sequential else "") + suffix
+    elif "prune=" in step and PruneSpec.parse(step.split("prune=")[1]).needs_calibration:
+        # activation-aware pruning calibrated on other text / another draw than the first records' gets its own file
+        suffix = ("_calmulti" if args.prune_calibration != "eng" else "") + (
+            f"_seed{args.calib_seed}" if args.calib_seed else "") + suffix
     if (step.startswith("protect=") and ":random" not in step and args.dev_per_language != DEV_SWEEP_ITEMS):
         suffix = f"_d{args.dev_per_language}" + suffix  # chosen on a dev sweep of another size
     path = out_dir / f"eval_{slug(step)}{suffix}.parquet"
