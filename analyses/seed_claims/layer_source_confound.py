@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="size of the dev sweep to read (24: the H4 selection sweep; 96: the sweep H3 tests)")
     args = ap.parse_args(argv)
     n = args.dev_per_language
+    if not sweep_file(args.model, n).exists():  # a usage error (exit 2), before the model is loaded
+        ap.error(f"--dev-per-language {n}: no committed dev sweep of that size for {args.model} "
+                 f"({sweep_file(args.model, n).relative_to(ROOT)}); committed sizes are the files "
+                 "sweep_int4-g64-sym_dev[_d<N>].jsonl in that folder")
     tab = layer_table(args.model, n)
     sized = f"_d{n}" if n != DEV_SWEEP_ITEMS else ""
     stem = ROOT / "analyses" / "seed_claims" / f"layer_source_{args.model}{sized}"
