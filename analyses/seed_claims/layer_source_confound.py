@@ -18,6 +18,7 @@ Writes ``analyses/seed_claims/layer_source_<model>.{md,csv}`` (24 sentences) or 
 from __future__ import annotations
 
 import argparse
+import sys
 from math import comb
 from pathlib import Path
 
@@ -28,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = "eng_Latn"
 
 
-DEV_SWEEP_ITEMS = 24  # the first dev sweep's size (its file has no _d<N>), as in run_records.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_records import DEV_SWEEP_ITEMS, sweep_path  # the sweep files' naming rule
 
 
 def sweep_file(model: str, dev_per_language: int) -> Path:
     """The committed dev sweep of ``dev_per_language`` sentences per language."""
-    sized = f"_d{dev_per_language}" if dev_per_language != DEV_SWEEP_ITEMS else ""
-    return ROOT / "analyses" / "records" / model / f"sweep_int4-g64-sym_dev{sized}.jsonl"
+    return sweep_path(ROOT / "analyses" / "records" / model, "sweep=int4-g64-sym@dev", dev_per_language)
 
 
 def layer_table(model: str, dev_per_language: int) -> pd.DataFrame:
